@@ -1,0 +1,100 @@
+#pragma once
+// Configuration: TOML file (DESIGN.md section 2), zero-config from *_API_KEY variables,
+// DETOUR_* environment overrides, and resolution of -m names into target chains.
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/duration.hpp"
+
+namespace detour::config {
+
+// Looks up an environment variable; tests pass a map instead of the process environment.
+using EnvLookup = std::function<std::optional<std::string>(std::string_view name)>;
+EnvLookup process_env();
+
+struct ProviderConfig {
+  std::string name;
+  std::string protocol;     // "openai" | "anthropic" | "gemini"
+  std::string base_url;     // without trailing slash
+  std::string api_key_env;  // empty: the provider needs no key (local servers)
+  std::optional<int64_t> rpm, tpm, burst, concurrency;
+  bool zero_config = false;  // made from an *_API_KEY variable, not from the file
+};
+
+struct ModelConfig {
+  std::optional<int64_t> context_window;
+  std::optional<double> input_cost;   // USD per million tokens
+  std::optional<double> output_cost;  // USD per million tokens
+  std::optional<int> tier;
+};
+
+struct RouteConfig {
+  std::string name;
+  std::string strategy = "fallback";  // fallback | fastest | cheapest | weighted | round-robin
+  std::vector<std::string> targets;   // "provider/model"
+  std::vector<double> weights;        // for weighted; empty: equal
+  std::optional<int> min_tier;
+};
+
+struct Defaults {
+  std::string model;  // route, provider/model or bare model used when -m is absent
+  Millis timeout{60'000};
+  Millis deadline{300'000};
+  int retries = 2;
+  std::optional<int64_t> max_tokens;
+  std::optional<double> temperature;
+  std::string state;  // state URL; empty: the built-in default
+};
+
+struct Config {
+  std::string path;  // the file it came from; empty for zero-config
+  Defaults defaults;
+  std::map<std::string, ProviderConfig> providers;
+  std::map<std::string, ModelConfig> models;  // key "provider/model"
+  std::map<std::string, RouteConfig> routes;
+};
+
+// Parses TOML text. Errors throw ConfigError naming source:line:column and the key.
+// Zero-config providers are added for every *_API_KEY variable set whose provider name the
+// file does not define; then DETOUR_MODEL, DETOUR_TIMEOUT, DETOUR_DEADLINE, DETOUR_RETRIES
+// and DETOUR_STATE override [defaults].
+Config parse_config(std::string_view toml_text, std::string_view source_name, const EnvLookup& env);
+
+// Finds the file (explicit path, else $DETOUR_CONFIG, else $XDG_CONFIG_HOME/detour/config.toml
+// or ~/.config/detour/config.toml if it exists) and parses it; with no file at all, zero-config.
+// An explicit or $DETOUR_CONFIG path that cannot be read is a ConfigError.
+Config load_config(const std::optional<std::string>& explicit_path, const EnvLookup& env);
+
+struct Target {
+  std::string provider;  // text before the first '/'
+  std::string model;     // everything after it
+  std::string name() const { return provider + "/" + model; }
+};
+
+// Splits "provider/model"; nullopt when there is no '/' or either side is empty.
+std::optional<Target> split_target(std::string_view text);
+
+struct ResolvedTarget {
+  Target target;
+  const ProviderConfig* provider = nullptr;  // points into the Config
+  ModelConfig model;                         // [models."provider/model"], or empty
+  std::string api_key;                       // from provider->api_key_env; empty if none needed
+};
+
+struct Chain {
+  std::optional<std::string> route;  // set when a single -m named a route
+  std::string strategy = "fallback";
+  std::optional<int> min_tier;
+  std::vector<ResolvedTarget> targets;
+};
+
+// Resolves -m names (each a route, provider/model, or bare model; "a,b" lists allowed) into
+// an ordered chain with duplicates removed. Empty names: [defaults] model. Unknown names,
+// unknown providers and unset API key variables throw ConfigError naming them.
+Chain resolve_chain(const Config& config, const std::vector<std::string>& names, const EnvLookup& env);
+
+}  // namespace detour::config
