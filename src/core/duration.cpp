@@ -3,6 +3,7 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <limits>
 
 namespace detour {
 
@@ -76,14 +77,22 @@ std::optional<Millis> parse_duration(std::string_view text) {
 
 std::string format_duration(Millis d) {
   int64_t ms = d.count();
-  if (ms < 0) return "-" + format_duration(Millis(-ms));
-  if (ms < 1000) return std::to_string(ms) + "ms";
-  if (ms % 1000 != 0 && ms < 60000) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.1fs", static_cast<double>(ms) / 1000.0);
-    return buf;
+  if (ms < 0) {
+    // Negating the smallest int64 overflows; a millisecond off there does not matter.
+    if (ms == std::numeric_limits<int64_t>::min()) ++ms;
+    return "-" + format_duration(Millis(-ms));
   }
-  int64_t s = ms / 1000;
+  if (ms < 1000) return std::to_string(ms) + "ms";
+  // Under a minute: tenths of a second, rounded in integers so that 59999ms does not come out
+  // as "60.0s" and 2000ms as "2.0s".
+  int64_t tenths = ms / 100 + (ms % 100 >= 50 ? 1 : 0);
+  if (tenths < 600) {
+    std::string out = std::to_string(tenths / 10);
+    if (tenths % 10 != 0) out += "." + std::to_string(tenths % 10);
+    return out + "s";
+  }
+  // A minute or more: whole seconds, rounded (written so that it cannot overflow).
+  int64_t s = ms / 1000 + (ms % 1000 >= 500 ? 1 : 0);
   int64_t h = s / 3600, m = (s % 3600) / 60, sec = s % 60;
   std::string out;
   if (h) out += std::to_string(h) + "h";

@@ -83,6 +83,9 @@ struct StreamState {
   ChatReply reply;   // content accumulated so far, finish reason and usage once known
   bool complete = false;  // the protocol's end was seen ([DONE], message_stop, final chunk)
   std::optional<ProviderError> error;  // an error event arrived mid-stream
+  // Why the stream is not well formed (an event whose data does not parse); empty when it is.
+  // A malformed stream never becomes complete, so the engine's invalid_response rule covers it.
+  std::string problem;
 };
 
 // Decodes one streamed response body, fed in arbitrary pieces.

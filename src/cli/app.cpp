@@ -1,0 +1,77 @@
+#include "cli/app.hpp"
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+
+#include "cli/ask.hpp"
+#include "cli/global_options.hpp"
+#include "core/error.hpp"
+
+namespace detour::cli {
+
+io::LogSettings GlobalOptions::log_settings() const {
+  io::LogSettings settings;
+  settings.verbosity = quiet ? -1 : verbose;
+  settings.format = log_format == "json" ? io::LogFormat::json : io::LogFormat::text;
+  settings.color = settings.format == io::LogFormat::text && io::stderr_wants_color(no_color);
+  return settings;
+}
+
+namespace {
+
+void add_global_options(CLI::App& app, GlobalOptions& global) {
+  app.add_option("-c,--config", global.config_path,
+                 "Config file (default: $DETOUR_CONFIG, else $XDG_CONFIG_HOME/detour/config.toml)");
+  app.add_flag("-v,--verbose", global.verbose, "Print every attempt and decision on stderr (repeat for more)");
+  app.add_flag("-q,--quiet", global.quiet, "Only errors on stderr");
+  app.add_option("--log-format", global.log_format, "stderr lines as text or JSON objects")
+      ->check(CLI::IsMember({"text", "json"}));
+  app.add_flag("--no-color", global.no_color, "No colour (also NO_COLOR, TERM=dumb, non-TTY stderr)");
+}
+
+void print_error(const std::string& message) {
+  std::fprintf(stderr, "detour: error: %s\n", message.c_str());
+}
+
+}  // namespace
+
+int run(int argc, char** argv) {
+  CLI::App app{"detour: answers from LLM APIs that are rate limited, overloaded, slow, down or wrong"};
+  app.name("detour");
+  app.set_version_flag("--version", std::string("detour ") + DETOUR_VERSION);
+  app.require_subcommand(1);
+  app.fallthrough();
+
+  GlobalOptions global;
+  add_global_options(app, global);
+  AskOptions ask_options;
+  CLI::App* ask = add_ask_command(app, ask_options);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    print_error(std::string(e.what()) + " (see detour --help)");
+    return static_cast<int>(ExitCode::usage);
+  }
+
+  try {
+    if (ask->parsed()) return run_ask(global, ask_options);
+  } catch (const DetourError& e) {
+    print_error(e.what());
+    return static_cast<int>(e.code());
+  } catch (const std::exception& e) {
+    // A bug, not a user error: say so rather than pretend it was the user's input.
+    print_error(std::string("internal error: ") + e.what());
+    return static_cast<int>(ExitCode::failed);
+  }
+  return static_cast<int>(ExitCode::usage);
+}
+
+}  // namespace detour::cli

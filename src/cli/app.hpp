@@ -1,0 +1,9 @@
+#pragma once
+
+namespace detour::cli {
+
+// Parses the command line, runs the subcommand and returns the process exit code. Every
+// error becomes "detour: error: ..." on stderr and the exit code of DESIGN.md section 1.
+int run(int argc, char** argv);
+
+}  // namespace detour::cli

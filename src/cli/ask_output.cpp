@@ -1,0 +1,61 @@
+// What `detour ask --json` prints: one object, also when the call fails.
+#include "cli/ask.hpp"
+
+namespace detour::cli {
+
+namespace {
+
+nlohmann::ordered_json optional_json(const auto& value) {
+  if (value) return *value;
+  return nullptr;
+}
+
+nlohmann::ordered_json attempt_to_json(const engine::AttemptRecord& attempt) {
+  return {
+      {"provider", attempt.provider},
+      {"model", attempt.model},
+      {"status", optional_json(attempt.status)},
+      {"error", attempt.error == engine::ErrorClass::none
+                    ? nlohmann::ordered_json(nullptr)
+                    : nlohmann::ordered_json(engine::to_string(attempt.error))},
+      {"latency_ms", attempt.latency.count()},
+      {"waited_ms", attempt.waited.count()},
+  };
+}
+
+}  // namespace
+
+nlohmann::ordered_json result_to_json(const engine::CallResult& result, const config::Chain& chain) {
+  nlohmann::ordered_json attempts = nlohmann::ordered_json::array();
+  for (const auto& attempt : result.attempts) attempts.push_back(attempt_to_json(attempt));
+
+  nlohmann::ordered_json out;
+  out["ok"] = result.ok;
+  if (result.ok) {
+    const auto& target = *result.target;
+    const auto& reply = result.reply;
+    out["content"] = reply.content;
+    out["provider"] = target.target.provider;
+    out["model"] = target.target.model;
+    if (!reply.served_model.empty() && reply.served_model != target.target.model) {
+      out["served_model"] = reply.served_model;
+    }
+    out["route"] = optional_json(chain.route);
+    out["degraded"] = result.degraded;
+    out["finish_reason"] = reply.finish_reason.empty() ? nlohmann::ordered_json(nullptr)
+                                                       : nlohmann::ordered_json(reply.finish_reason);
+    out["usage"] = {{"input_tokens", optional_json(reply.usage.input_tokens)},
+                    {"output_tokens", optional_json(reply.usage.output_tokens)}};
+    out["cost_usd"] = optional_json(result.cost_usd);
+  } else {
+    out["error"] = {{"class", engine::to_string(result.error)},
+                    {"status", optional_json(result.status)},
+                    {"message", result.message}};
+    out["route"] = optional_json(chain.route);
+  }
+  out["latency_ms"] = result.latency.count();
+  out["attempts"] = std::move(attempts);
+  return out;
+}
+
+}  // namespace detour::cli

@@ -1,0 +1,53 @@
+#include "io/log.hpp"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+
+namespace detour::io {
+
+bool stderr_wants_color(bool no_color_flag) {
+  if (no_color_flag) return false;
+  if (const char* no_color = std::getenv("NO_COLOR"); no_color && *no_color) return false;
+  if (const char* term = std::getenv("TERM"); term && std::strcmp(term, "dumb") == 0) return false;
+  return isatty(STDERR_FILENO) == 1;
+}
+
+void Logger::verbose(int level, std::string_view message, nlohmann::json fields) {
+  if (settings_.verbosity >= level) write("info", message, std::move(fields));
+}
+
+void Logger::warning(std::string_view message, nlohmann::json fields) {
+  if (settings_.verbosity >= 0) write("warning", message, std::move(fields));
+}
+
+void Logger::error(std::string_view message, nlohmann::json fields) {
+  write("error", message, std::move(fields));
+}
+
+void Logger::write(std::string_view level, std::string_view message, nlohmann::json fields) {
+  std::string line;
+  if (settings_.format == LogFormat::json) {
+    nlohmann::json object = std::move(fields);
+    object["level"] = level;
+    object["message"] = message;
+    line = object.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  } else {
+    const bool emphasise = settings_.color && level != "info";
+    const char* colour = level == "error" ? "\033[31m" : "\033[33m";
+    line = "detour: ";
+    if (level != "info") {
+      if (emphasise) line += colour;
+      line += std::string(level) + ":";
+      if (emphasise) line += "\033[0m";
+      line += " ";
+    }
+    line += message;
+  }
+  line += '\n';
+  std::fwrite(line.data(), 1, line.size(), out_);
+  std::fflush(out_);
+}
+
+}  // namespace detour::io

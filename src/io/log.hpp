@@ -1,0 +1,40 @@
+#pragma once
+// stderr lines for people (-v, -q, --log-format, colour rules of DESIGN.md section 1).
+#include <cstdio>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+namespace detour::io {
+
+enum class LogFormat { text, json };
+
+struct LogSettings {
+  int verbosity = 0;  // -v count; -q makes it -1
+  LogFormat format = LogFormat::text;
+  bool color = false;
+};
+
+// Colour only on a terminal, never with NO_COLOR, TERM=dumb or --no-color.
+bool stderr_wants_color(bool no_color_flag);
+
+class Logger {
+ public:
+  explicit Logger(LogSettings settings, std::FILE* out = stderr)
+      : settings_(settings), out_(out) {}
+
+  // level: 1 = -v, 2 = -vv, 3 = -vvv. `fields` go into JSON lines as they are.
+  void verbose(int level, std::string_view message, nlohmann::json fields = nlohmann::json::object());
+  void warning(std::string_view message, nlohmann::json fields = nlohmann::json::object());
+  void error(std::string_view message, nlohmann::json fields = nlohmann::json::object());
+
+  int verbosity() const { return settings_.verbosity; }
+
+ private:
+  void write(std::string_view level, std::string_view message, nlohmann::json fields);
+  LogSettings settings_;
+  std::FILE* out_;
+};
+
+}  // namespace detour::io

@@ -1,0 +1,379 @@
+// The request pipeline shared by the three protocols: parse, authenticate, enforce limits,
+// wait the latency, inject the fault, and deliver the reply (plain body or SSE stream) with
+// the timing the scenario asks for.
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <variant>
+
+#include "errors.hpp"
+#include "server.hpp"
+#include "sockets.hpp"
+
+namespace detour::mock {
+
+namespace {
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+// The socket of this request's connection: faults like "close" and "reset" act on it.
+int connection_fd(const httplib::Request& req) {
+  return mock::connection_fd(req.remote_addr, req.remote_port, req.local_port);
+}
+
+bool applies_to_chat(Fault, bool) { return true; }
+
+// A model listing has no content and no stream: only HTTP-level faults mean anything.
+bool applies_to_list(Fault f, bool) {
+  switch (f) {
+    case Fault::content_filter:
+    case Fault::context_length:
+      return false;
+    case Fault::reset:
+    case Fault::close:
+    case Fault::truncated_json:
+    case Fault::slow_headers:
+    case Fault::blank_lines:
+    case Fault::keepalive:
+      return true;
+    default:
+      return is_error_fault(f);
+  }
+}
+
+struct BodyPlan {
+  int delay_ms = 0;          // between the headers and the body
+  bool blank_lines = false;  // "\n"s while waiting, as DeepSeek sends under load
+  bool truncate = false;     // a complete response whose body is only the first half
+  bool reset = false;        // promise the whole body, send half, then reset the connection
+};
+
+enum class StreamMode { normal, cut, error, reset, truncated_chunk };
+
+struct StreamPlan {
+  int ttft_ms = 0;
+  int token_delay_ms = 0;
+  bool keepalive = false;  // ": keep-alive" comments while waiting for the first token
+  StreamMode mode = StreamMode::normal;
+};
+
+// One request's bookkeeping: the stats record, the in-flight token, common headers.
+class Exchange {
+ public:
+  Exchange(Shared& sh, Protocol protocol, const httplib::Request& req, httplib::Response& res)
+      : sh(sh), protocol(protocol), req(req), res(res), token(sh.stats.enter()),
+        id(sh.next_request_id()) {
+    rec.t_ms = sh.stats.now_ms();
+    rec.method = req.method;
+    rec.path = req.path;
+    if (protocol == Protocol::openai) res.set_header("x-request-id", "req_" + id);
+    if (protocol == Protocol::anthropic) res.set_header("request-id", "req_" + id);
+  }
+
+  void add_headers(const Headers& headers) {
+    for (const auto& [k, v] : headers) res.set_header(k, v);
+  }
+  void add_headers(const std::map<std::string, std::string>& headers) {
+    for (const auto& [k, v] : headers) res.set_header(k, v);
+  }
+
+  ErrorContext context() const {
+    ErrorContext c;
+    c.model = rec.model;
+    c.request_id = "req_" + id;
+    return c;
+  }
+
+  // Checks the key the protocol's header carries against the configured one.
+  bool check_auth() {
+    auto [kind, key] = credentials();
+    rec.auth = kind;
+    auto expected = sh.api_key();
+    if (!expected || key == *expected) return true;
+    send_error(make_error(protocol, kind.empty() ? ErrorKind::missing_key : ErrorKind::auth, context()));
+    return false;
+  }
+
+  void send_error(const ErrorReply& e) {
+    add_headers(e.headers);
+    res.status = e.status;
+    res.set_content(e.body, e.content_type);
+    finish(e.status);
+  }
+
+  void finish(int status) {
+    rec.status = status;
+    if (sh.options.verbose)
+      std::fprintf(stderr, "detour-mock: %s %s model=%s stream=%d -> %d%s%s\n", rec.method.c_str(),
+                   rec.path.c_str(), rec.model.c_str(), rec.stream ? 1 : 0, status,
+                   rec.fault.empty() ? "" : " fault=", rec.fault.c_str());
+    sh.stats.record(std::move(rec));
+  }
+
+  void deliver_body(std::string body, const std::string& type, const BodyPlan& plan);
+  void deliver_stream(std::vector<SseEvent> events, const StreamPlan& plan);
+
+  Shared& sh;
+  const Protocol protocol;
+  const httplib::Request& req;
+  httplib::Response& res;
+  std::shared_ptr<void> token;
+  const std::string id;
+  RequestRecord rec;
+
+ private:
+  std::pair<std::string, std::string> credentials() const {
+    std::string bearer = req.get_header_value("Authorization");
+    bool has_bearer = bearer.rfind("Bearer ", 0) == 0;
+    if (protocol == Protocol::anthropic && req.has_header("x-api-key"))
+      return {"x-api-key", req.get_header_value("x-api-key")};
+    if (protocol == Protocol::gemini) {
+      if (req.has_header("x-goog-api-key")) return {"x-goog-api-key", req.get_header_value("x-goog-api-key")};
+      if (req.has_param("key")) return {"key-param", req.get_param_value("key")};
+      return {};
+    }
+    if (has_bearer) return {"bearer", bearer.substr(7)};
+    return {};
+  }
+};
+
+void Exchange::deliver_body(std::string body, const std::string& type, const BodyPlan& plan) {
+  if (plan.truncate) body.resize(body.size() / 2);
+  if (!plan.reset && !plan.blank_lines && plan.delay_ms <= 0) {
+    res.set_content(body, type);
+    return;
+  }
+  int lines = plan.blank_lines ? 3 : 0;
+  int fd = plan.reset ? connection_fd(req) : -1;
+  Shared* shared = &sh;
+  res.set_content_provider(
+      body.size() + static_cast<std::size_t>(lines), type,
+      [shared, body, lines, plan, fd, token = token](std::size_t offset, std::size_t,
+                                                     httplib::DataSink& sink) {
+        if (offset != 0) return false;  // everything is written in the first call
+        int step = plan.delay_ms / (lines + 1);
+        for (int i = 0; i < lines; ++i) {
+          if (!shared->sleep_ms(step) || !sink.write("\n", 1)) return false;
+        }
+        if (!shared->sleep_ms(plan.delay_ms - step * lines)) return false;
+        if (plan.reset) {
+          sink.write(body.data(), body.size() / 2);
+          arm_reset(fd);
+          return false;
+        }
+        return sink.write(body.data(), body.size());
+      });
+}
+
+void Exchange::deliver_stream(std::vector<SseEvent> events, const StreamPlan& plan) {
+  res.set_header("Cache-Control", "no-cache");
+  int fd = plan.mode == StreamMode::reset || plan.mode == StreamMode::cut ? connection_fd(req) : -1;
+  if (plan.mode == StreamMode::cut) res.set_header("Connection", "close");
+  std::string error_event = stream_error_event(protocol);
+  std::string framing = protocol == Protocol::gemini ? "\r\n\r\n" : "\n\n";
+  Shared* shared = &sh;
+  res.set_chunked_content_provider(
+      "text/event-stream",
+      [shared, events = std::move(events), plan, fd, error_event, framing, token = token](
+          std::size_t, httplib::DataSink& sink) {
+        auto write = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
+        if (plan.keepalive) {
+          for (int i = 0; i < 3; ++i)
+            if (!write(": keep-alive\n\n") || !shared->sleep_ms(plan.ttft_ms / 3)) return false;
+        } else if (!shared->sleep_ms(plan.ttft_ms)) {
+          return false;
+        }
+        std::size_t deltas = std::count_if(events.begin(), events.end(), [](auto& e) { return e.delta; });
+        std::size_t cut_after = std::max<std::size_t>(1, deltas / 2);
+        std::size_t sent = 0;
+        for (const auto& ev : events) {
+          bool cut_here = ev.final || (ev.delta && sent >= cut_after);
+          if (cut_here && plan.mode == StreamMode::reset) {
+            arm_reset(fd);
+            return false;  // no terminating chunk: the HTTP body itself is incomplete
+          }
+          if (cut_here && plan.mode == StreamMode::cut) {
+            // A well-formed HTTP ending without the protocol's own ending, then hang up.
+            sink.done();
+            if (fd >= 0) shutdown(fd, SHUT_WR);
+            return true;
+          }
+          if (ev.delta && sent > 0 && !shared->sleep_ms(plan.token_delay_ms)) return false;
+          std::string text = ev.text;
+          if (plan.mode == StreamMode::truncated_chunk && ev.delta && sent == 0)
+            text = text.substr(0, text.size() / 2) + framing;
+          if (!write(text)) return false;
+          if (ev.delta) ++sent;
+          if (plan.mode == StreamMode::error && ev.delta && sent == 1) {
+            write(error_event);
+            break;
+          }
+        }
+        sink.done();
+        return true;
+      });
+}
+
+StreamMode stream_mode(Fault f) {
+  switch (f) {
+    case Fault::sse_cut: return StreamMode::cut;
+    case Fault::sse_error: return StreamMode::error;
+    case Fault::reset: return StreamMode::reset;
+    case Fault::truncated_json: return StreamMode::truncated_chunk;
+    default: return StreamMode::normal;
+  }
+}
+
+ContentFault content_fault(Fault f) {
+  switch (f) {
+    case Fault::empty: return ContentFault::empty;
+    case Fault::refusal: return ContentFault::refusal;
+    case Fault::wrong_schema: return ContentFault::wrong_schema;
+    default: return ContentFault::none;
+  }
+}
+
+// Stream-only faults have a plain-body counterpart, so every fault means something for
+// every request: a cut stream is a reset body, a mid-stream error is an overloaded answer.
+Fault adapt_fault(Fault f, bool stream) {
+  if (stream) return f == Fault::blank_lines ? Fault::keepalive : f;
+  switch (f) {
+    case Fault::sse_cut: return Fault::reset;
+    case Fault::sse_error: return Fault::overloaded;
+    case Fault::keepalive: return Fault::blank_lines;
+    default: return f;
+  }
+}
+
+}  // namespace
+
+void handle_chat(Shared& sh, Protocol protocol, const httplib::Request& req,
+                 httplib::Response& res, const GeminiTarget& gemini) {
+  Exchange ex(sh, protocol, req, res);
+  ex.rec.model = gemini.model;
+  auto parsed = parse_chat(protocol, req.body, gemini);
+  if (auto* bad = std::get_if<std::string>(&parsed)) {
+    ErrorContext ctx = ex.context();
+    ctx.message = *bad;
+    return ex.send_error(make_error(protocol, ErrorKind::bad_request, ctx));
+  }
+  ChatRequest cr = std::get<ChatRequest>(std::move(parsed));
+  ex.rec.model = cr.model;
+  ex.rec.stream = cr.stream;
+  ex.rec.prompt = cr.prompt.substr(0, 1000);
+  ex.rec.system = cr.system.substr(0, 1000);
+  ex.rec.max_tokens = cr.max_tokens;
+  ex.rec.json_mode = cr.json_mode;
+  ex.rec.params = cr.params;
+  if (!ex.check_auth()) return;
+  if (protocol == Protocol::anthropic && !req.has_header("anthropic-version")) {
+    ErrorContext ctx = ex.context();
+    ctx.message = "anthropic-version: header is required";
+    return ex.send_error(make_error(protocol, ErrorKind::bad_request, ctx));
+  }
+
+  // Limits come before faults and latency: a real 429 is fast and costs nothing.
+  std::int64_t estimate = cr.input_tokens + cr.max_tokens.value_or(0);
+  Verdict verdict = sh.limiter.admit(estimate);
+  ex.add_headers(ratelimit_headers(protocol, verdict.snapshot));
+  ErrorContext ctx = ex.context();
+  ctx.input_tokens = cr.input_tokens;
+  ctx.requested = estimate;
+  if (!verdict.admitted) {
+    ctx.limit_type = verdict.exceeded;
+    ctx.limit = verdict.limit;
+    ctx.from_limiter = true;
+    if (!verdict.too_large) ctx.retry_after_s = verdict.retry_after_s;
+    auto kind = verdict.too_large ? ErrorKind::request_too_large : ErrorKind::rate_limit;
+    return ex.send_error(make_error(protocol, kind, ctx));
+  }
+
+  auto decision = sh.scenario.decide(cr.model, applies_to_chat, cr.stream);
+  const Behaviour& b = decision.behaviour;
+  ex.add_headers(b.headers);
+  if (!sh.sleep_ms(sh.scenario.sample_latency(b))) return ex.finish(0);
+  Fault fault = Fault::none;
+  if (decision.fault_fires) {
+    ex.rec.fault = std::string(to_string(b.fault));
+    fault = adapt_fault(b.fault, cr.stream);
+  }
+  ctx.status = b.status;
+  ctx.retry_after_s = b.retry_after_s;
+  ctx.retry_delay = b.retry_delay;
+  ctx.context_window = b.context_window;
+  if (fault == Fault::none && b.context_window > 0 && cr.input_tokens > b.context_window)
+    return ex.send_error(make_error(protocol, ErrorKind::context_length, ctx));
+  if (auto kind = error_kind_for(fault)) {
+    ErrorReply e = make_error(protocol, *kind, ctx);
+    if (e.status == 200 && cr.stream) {  // Gemini's blocked prompt, streamed
+      ex.deliver_stream({{sse_data(protocol, e.body), true, true}}, {});
+      return ex.finish(200);
+    }
+    return ex.send_error(e);
+  }
+  if (fault == Fault::close) {
+    int fd = connection_fd(req);
+    if (fd >= 0) shutdown(fd, SHUT_RDWR);  // httplib's own write then fails: nothing is sent
+    return ex.finish(0);
+  }
+  int ttft = b.ttft_ms;
+  if (fault == Fault::slow_headers) {
+    if (!sh.sleep_ms(ttft)) return ex.finish(0);
+    ttft = 0;
+  }
+  Reply reply = make_reply(cr, content_fault(fault));
+  if (cr.stream) {
+    StreamPlan plan{ttft, b.token_delay_ms, fault == Fault::keepalive, stream_mode(fault)};
+    ex.deliver_stream(stream_events(cr, reply, ex.id), plan);
+  } else {
+    // A plain reply takes as long as the stream would have: first token, then every token.
+    int pieces = static_cast<int>(reply.pieces.size());
+    BodyPlan plan{ttft + b.token_delay_ms * std::max(0, pieces - 1), fault == Fault::blank_lines,
+                  fault == Fault::truncated_json, fault == Fault::reset};
+    ex.deliver_body(reply_body(cr, reply, ex.id), "application/json", plan);
+  }
+  ex.finish(200);
+}
+
+void handle_models(Shared& sh, Protocol protocol, const httplib::Request& req,
+                   httplib::Response& res, const std::optional<std::string>& one) {
+  Exchange ex(sh, protocol, req, res);
+  ex.rec.model = one.value_or("");
+  if (!ex.check_auth()) return;
+  auto decision = sh.scenario.decide(ex.rec.model, applies_to_list, false);
+  const Behaviour& b = decision.behaviour;
+  ex.add_headers(b.headers);
+  if (!sh.sleep_ms(sh.scenario.sample_latency(b))) return ex.finish(0);
+  Fault fault = Fault::none;
+  if (decision.fault_fires) {
+    ex.rec.fault = std::string(to_string(b.fault));
+    fault = adapt_fault(b.fault, false);
+  }
+  ErrorContext ctx = ex.context();
+  ctx.status = b.status;
+  ctx.retry_after_s = b.retry_after_s;
+  ctx.retry_delay = b.retry_delay;
+  if (auto kind = error_kind_for(fault)) return ex.send_error(make_error(protocol, *kind, ctx));
+  if (fault == Fault::close) {
+    int fd = connection_fd(req);
+    if (fd >= 0) shutdown(fd, SHUT_RDWR);
+    return ex.finish(0);
+  }
+  if (fault == Fault::slow_headers && !sh.sleep_ms(b.ttft_ms)) return ex.finish(0);
+  auto models = sh.known_models();
+  std::string body;
+  if (one) {
+    if (std::find(models.begin(), models.end(), *one) == models.end())
+      return ex.send_error(make_error(protocol, ErrorKind::not_found, ctx));
+    body = model_body(protocol, *one);
+  } else {
+    body = models_body(protocol, models);
+  }
+  ex.deliver_body(body, "application/json",
+                  {0, fault == Fault::blank_lines, fault == Fault::truncated_json, fault == Fault::reset});
+  ex.finish(200);
+}
+
+}  // namespace detour::mock

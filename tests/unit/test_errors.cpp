@@ -1,0 +1,102 @@
+// The classifier, row by row: provider bodies (parsed by the real protocol parsers) and
+// statuses to error classes, and the exit code each combination of attempts gives.
+#include <catch2/catch.hpp>
+
+#include "engine/call.hpp"
+#include "engine/errors.hpp"
+
+using namespace detour;
+using engine::ErrorClass;
+
+TEST_CASE("HTTP errors classify by provider body first, then status", "[errors]") {
+  struct Row {
+    const char* protocol;
+    int status;
+    const char* body;
+    ErrorClass expected;
+  };
+  const std::vector<Row> rows = {
+      {"openai", 429,
+       R"({"error":{"message":"You exceeded your current quota","type":"insufficient_quota","param":null,"code":"insufficient_quota"}})",
+       ErrorClass::quota_exhausted},
+      {"openai", 429,
+       R"({"error":{"message":"Rate limit reached. Please try again in 644ms.","type":"tokens","param":null,"code":"rate_limit_exceeded"}})",
+       ErrorClass::rate_limited},
+      {"openai", 401,
+       R"({"error":{"message":"Incorrect API key provided","type":"invalid_request_error","param":null,"code":"invalid_api_key"}})",
+       ErrorClass::auth},
+      {"openai", 404,
+       R"({"error":{"message":"The model `x` does not exist","type":"invalid_request_error","param":null,"code":"model_not_found"}})",
+       ErrorClass::not_found},
+      {"openai", 400,
+       R"({"error":{"message":"maximum context length is 8192 tokens","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}})",
+       ErrorClass::context_length},
+      {"openai", 400,
+       R"({"error":{"message":"bad","type":"invalid_request_error","param":null,"code":"content_policy_violation"}})",
+       ErrorClass::content_filter},
+      {"openai", 400,
+       R"({"error":{"message":"'messages' is required","type":"invalid_request_error","param":null,"code":null}})",
+       ErrorClass::bad_request},
+      {"openai", 502, "<html>Bad Gateway</html>", ErrorClass::server_error},
+      {"openai", 503, "", ErrorClass::overloaded},
+      {"anthropic", 529, R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})",
+       ErrorClass::overloaded},
+      {"anthropic", 402, R"({"type":"error","error":{"type":"billing_error","message":"credit"}})",
+       ErrorClass::quota_exhausted},
+      {"anthropic", 400,
+       R"({"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 210000 tokens > 200000 maximum"}})",
+       ErrorClass::context_length},
+      {"anthropic", 418, R"({"type":"error","error":{"type":"brand_new_error","message":"?"}})",
+       ErrorClass::bad_request},
+      {"gemini", 400,
+       R"({"error":{"code":400,"message":"API key not valid.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com"}]}})",
+       ErrorClass::auth},
+      {"gemini", 429,
+       R"({"error":{"code":429,"message":"Quota exceeded","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":"GenerateRequestsPerDayPerProjectPerModel-FreeTier"}]}]}})",
+       ErrorClass::quota_exhausted},
+      {"gemini", 429,
+       R"({"error":{"code":429,"message":"Quota exceeded","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":"GenerateRequestsPerMinutePerProjectPerModel"}]},{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"37s"}]}})",
+       ErrorClass::rate_limited},
+      {"gemini", 503, R"({"error":{"code":503,"message":"overloaded","status":"UNAVAILABLE"}})",
+       ErrorClass::overloaded},
+  };
+  for (const auto& row : rows) {
+    const auto* protocol = providers::find_protocol(row.protocol);
+    REQUIRE(protocol);
+    auto error = protocol->parse_error(row.status, row.body);
+    INFO(row.protocol << " " << row.status << " " << row.body);
+    CHECK(engine::classify_http_error(row.status, error, {}) == row.expected);
+  }
+}
+
+TEST_CASE("transport failures classify as timeout or connection", "[errors]") {
+  CHECK(engine::classify_transport(net::TransportStatus::connect_failed) == ErrorClass::connection);
+  CHECK(engine::classify_transport(net::TransportStatus::connection_reset) == ErrorClass::connection);
+  CHECK(engine::classify_transport(net::TransportStatus::dns_failed) == ErrorClass::connection);
+  CHECK(engine::classify_transport(net::TransportStatus::first_byte_timeout) == ErrorClass::timeout);
+  CHECK(engine::classify_transport(net::TransportStatus::timeout) == ErrorClass::timeout);
+  CHECK(engine::classify_transport(net::TransportStatus::cancelled) == ErrorClass::cancelled);
+}
+
+TEST_CASE("exit codes follow the classes of every attempt", "[errors]") {
+  auto result_of = [](std::vector<ErrorClass> classes) {
+    engine::CallResult r;
+    for (auto c : classes) r.attempts.push_back(engine::AttemptRecord{"p", "m", 400, c, "", {}, {}, false});
+    r.error = classes.back();
+    return r;
+  };
+  CHECK(engine::exit_code_for_failure(result_of({ErrorClass::bad_request, ErrorClass::context_length})) == 4);
+  CHECK(engine::exit_code_for_failure(result_of({ErrorClass::auth, ErrorClass::auth})) == 5);
+  CHECK(engine::exit_code_for_failure(result_of({ErrorClass::auth, ErrorClass::overloaded})) == 1);
+  CHECK(engine::exit_code_for_failure(result_of({ErrorClass::cancelled})) == 130);
+}
+
+TEST_CASE("the foundation policy moves on after every failure but a cancel", "[errors]") {
+  engine::AttemptRecord a;
+  for (auto c : {ErrorClass::rate_limited, ErrorClass::bad_request, ErrorClass::timeout}) {
+    a.error = c;
+    CHECK(engine::decide_after_failure(a) == engine::NextStep::next_target);
+  }
+  a.error = ErrorClass::cancelled;
+  CHECK(engine::decide_after_failure(a) == engine::NextStep::stop);
+}
