@@ -183,10 +183,9 @@ class OpenAiProtocol final : public Protocol {
     body["model"] = request.model;
 
     std::string system = request.system;
-    bool want_json = request.json_output || request.schema.has_value();
     // JSON mode (json_object) is refused with a 400 unless the word "JSON" appears in the
-    // messages, so say it when the caller did not.
-    if (want_json && !request.schema && !mentions_json(request)) {
+    // messages, so say it when the caller did not. (json_schema mode has no such rule.)
+    if (request.json_output && !request.schema && !mentions_json(request)) {
       if (!system.empty()) system += "\n\n";
       system += detail::json_instruction(std::nullopt);
     }

@@ -36,8 +36,12 @@ using std::chrono::milliseconds;
   throw std::runtime_error("harness: " + what + ": " + std::strerror(errno));
 }
 
-void set_cloexec(int fd) { fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC); }
-void set_nonblock(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
+void set_cloexec(int fd) {
+  fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
+}
+void set_nonblock(int fd) {
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
 
 void close_fd(int& fd) {
   if (fd >= 0) close(fd);
@@ -81,7 +85,8 @@ void make_pipe(int fds[2]) {
   // The test process ignores SIGPIPE; the program under test must start with defaults.
   struct sigaction dfl {};
   dfl.sa_handler = SIG_DFL;
-  for (int s = 1; s < NSIG; ++s) sigaction(s, &dfl, nullptr);
+  for (int s = 1; s < NSIG; ++s)
+    sigaction(s, &dfl, nullptr);
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -93,7 +98,8 @@ void make_pipe(int fds[2]) {
 
 std::vector<char*> c_strings(std::vector<std::string>& strings) {
   std::vector<char*> out;
-  for (auto& s : strings) out.push_back(s.data());
+  for (auto& s : strings)
+    out.push_back(s.data());
   out.push_back(nullptr);
   return out;
 }
@@ -137,9 +143,11 @@ std::vector<std::string> child_env(const RunOptions& opts, const std::string& ho
   // Sanitizer runs configure the children through these.
   for (const char* name : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"})
     if (const char* v = std::getenv(name)) env[name] = v;
-  for (const auto& [k, v] : opts.env) env[k] = v;
+  for (const auto& [k, v] : opts.env)
+    env[k] = v;
   std::vector<std::string> out;
-  for (const auto& [k, v] : env) out.push_back(k + "=" + v);
+  for (const auto& [k, v] : env)
+    out.push_back(k + "=" + v);
   return out;
 }
 
@@ -181,8 +189,14 @@ RunResult run(const std::vector<std::string>& argv, const RunOptions& opts) {
 
   // Child ends first, parent ends second.
   int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
-  if (opts.stdin_is_tty) open_pty(in[1], in[0]); else make_pipe(in);
-  if (opts.stdout_is_tty) open_pty(out[0], out[1]); else make_pipe(out);
+  if (opts.stdin_is_tty)
+    open_pty(in[1], in[0]);
+  else
+    make_pipe(in);
+  if (opts.stdout_is_tty)
+    open_pty(out[0], out[1]);
+  else
+    make_pipe(out);
   make_pipe(err);
   int ctty = opts.stdin_is_tty ? in[0] : opts.stdout_is_tty ? out[1] : -1;
 
@@ -280,8 +294,12 @@ RunResult run(const std::vector<std::string>& argv, const RunOptions& opts) {
   return result;
 }
 
-std::string detour_bin() { return DETOUR_BIN; }
-std::string mock_bin() { return DETOUR_MOCK_BIN; }
+std::string detour_bin() {
+  return DETOUR_BIN;
+}
+std::string mock_bin() {
+  return DETOUR_MOCK_BIN;
+}
 
 int free_port() {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -306,7 +324,9 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
-std::string TempDir::file(const std::string& name) const { return path_ + "/" + name; }
+std::string TempDir::file(const std::string& name) const {
+  return path_ + "/" + name;
+}
 
 std::string TempDir::write(const std::string& name, const std::string& content) const {
   std::string p = file(name);
@@ -340,7 +360,8 @@ httplib::Client control_client(int port) {
 }
 
 nlohmann::json control_json(const httplib::Result& res, const std::string& what) {
-  if (!res) throw std::runtime_error("harness: mock " + what + ": " + httplib::to_string(res.error()));
+  if (!res)
+    throw std::runtime_error("harness: mock " + what + ": " + httplib::to_string(res.error()));
   if (res->status != 200)
     throw std::runtime_error("harness: mock " + what + ": HTTP " + std::to_string(res->status) +
                              ": " + res->body);
@@ -365,7 +386,8 @@ MockServer::MockServer(const nlohmann::json& scenario, std::vector<std::string> 
   }
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   std::vector<std::string> env;
-  for (char** e = environ; *e; ++e) env.emplace_back(*e);
+  for (char** e = environ; *e; ++e)
+    env.emplace_back(*e);
   auto c_args = c_strings(args);
   auto c_env = c_strings(env);
   int out[2];
@@ -431,7 +453,9 @@ MockServer::~MockServer() {
   close_fd(stdout_fd_);
 }
 
-std::string MockServer::url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+std::string MockServer::url() const {
+  return "http://127.0.0.1:" + std::to_string(port_);
+}
 
 void MockServer::set_scenario(const nlohmann::json& scenario) {
   auto cli = control_client(port_);

@@ -102,7 +102,8 @@ class MockServer {
  public:
   // Starts detour-mock --port 0 [--scenario <file with `scenario`>] extra_args..., and waits
   // for its "port=N" line. An empty/null scenario means the mock's default (no faults).
-  explicit MockServer(const nlohmann::json& scenario = {}, std::vector<std::string> extra_args = {});
+  explicit MockServer(const nlohmann::json& scenario = {},
+                      std::vector<std::string> extra_args = {});
   // Lets MockServer mock({{"default", {{"fault", "rate_limit"}}}}) compile: without it a braced
   // scenario is ambiguous with the (deleted) copy constructor.
   MockServer(nlohmann::json::initializer_list_t scenario, std::vector<std::string> extra_args = {})

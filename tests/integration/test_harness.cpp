@@ -42,7 +42,10 @@ TEST_CASE("run: stdin data, large outputs without deadlock", "[mock][harness]") 
 TEST_CASE("run: pseudo-terminals for stdout and stdin", "[mock][harness]") {
   RunOptions tty;
   tty.stdout_is_tty = true;
-  auto r = run({"sh", "-c", "test -t 1 && printf 'tty\\nline2\\n' || echo pipe; test -t 2 || echo err-pipe >&2"}, tty);
+  auto r =
+      run({"sh", "-c",
+           "test -t 1 && printf 'tty\\nline2\\n' || echo pipe; test -t 2 || echo err-pipe >&2"},
+          tty);
   CHECK(r.exit_code == 0);
   CHECK(r.out == "tty\nline2\n");  // no "\r\n" translation
   CHECK(r.err == "err-pipe\n");

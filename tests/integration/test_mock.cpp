@@ -15,7 +15,6 @@ using namespace detour::testing;
 using namespace detour::testing::mock_util;
 using nlohmann::json;
 
-
 TEST_CASE("mock prints its port, serves, and exits 0 on SIGTERM", "[mock]") {
   RunOptions opts;
   opts.send_signal = SIGTERM;
@@ -81,17 +80,20 @@ TEST_CASE("replies are deterministic and distinct per prompt", "[mock]") {
   CHECK(a1["choices"][0]["message"]["content"] == a2["choices"][0]["message"]["content"]);
   CHECK(a1["choices"][0]["message"]["content"] != b["choices"][0]["message"]["content"]);
   // Only the last user message counts.
-  json multi = openai_body("", {{"messages",
-                                 {{{"role", "user"}, {"content", "first"}},
-                                  {{"role", "assistant"}, {"content", "ok"}},
-                                  {{"role", "user"}, {"content", {{{"type", "text"}, {"text", "second"}}}}}}}});
-  CHECK(body_json(openai(mock, multi))["choices"][0]["message"]["content"] == "mock reply to: second");
+  json multi = openai_body(
+      "", {{"messages",
+            {{{"role", "user"}, {"content", "first"}},
+             {{"role", "assistant"}, {"content", "ok"}},
+             {{"role", "user"}, {"content", {{{"type", "text"}, {"text", "second"}}}}}}}});
+  CHECK(body_json(openai(mock, multi))["choices"][0]["message"]["content"] ==
+        "mock reply to: second");
 }
 
 TEST_CASE("OpenAI streaming: chunks, finish, usage chunk, [DONE]", "[mock]") {
   MockServer mock;
-  auto r = openai(mock, openai_body("one two three", {{"stream", true},
-                                                      {"stream_options", {{"include_usage", true}}}}));
+  auto r =
+      openai(mock, openai_body("one two three",
+                               {{"stream", true}, {"stream_options", {{"include_usage", true}}}}));
   REQUIRE(r);
   REQUIRE(r->status == 200);
   CHECK(r->get_header_value("Content-Type").find("text/event-stream") == 0);
@@ -104,7 +106,9 @@ TEST_CASE("OpenAI streaming: chunks, finish, usage chunk, [DONE]", "[mock]") {
   // One chunk per word: 6 words.
   int deltas = 0;
   for (const auto& c : chunks)
-    if (c.is_object() && !c["choices"].empty() && !c["choices"][0]["delta"].value("content", "").empty()) ++deltas;
+    if (c.is_object() && !c["choices"].empty() &&
+        !c["choices"][0]["delta"].value("content", "").empty())
+      ++deltas;
   CHECK(deltas == 6);
   const json& finish = chunks[chunks.size() - 3];
   CHECK(finish["choices"][0]["finish_reason"] == "stop");
@@ -138,8 +142,10 @@ TEST_CASE("Anthropic messages, buffered and streamed", "[mock]") {
   REQUIRE(s);
   auto names = sse_event_names(s->body);
   std::vector<std::string> expected = {"message_start", "content_block_start", "ping"};
-  for (int i = 0; i < 5; ++i) expected.push_back("content_block_delta");
-  for (auto e : {"content_block_stop", "message_delta", "message_stop"}) expected.push_back(e);
+  for (int i = 0; i < 5; ++i)
+    expected.push_back("content_block_delta");
+  for (auto e : {"content_block_stop", "message_delta", "message_stop"})
+    expected.push_back(e);
   CHECK(names == expected);
   auto data = sse_data(s->body);
   std::string text;
@@ -158,13 +164,15 @@ TEST_CASE("Anthropic messages, buffered and streamed", "[mock]") {
   auto bad = anthropic(mock, no_max);
   CHECK(bad->status == 400);
   CHECK(body_json(bad)["error"]["type"] == "invalid_request_error");
-  auto no_version = client(mock).Post("/v1/messages", anthropic_body("x").dump(), "application/json");
+  auto no_version =
+      client(mock).Post("/v1/messages", anthropic_body("x").dump(), "application/json");
   CHECK(no_version->status == 400);
 }
 
 TEST_CASE("Gemini generateContent, SSE stream and JSON-array stream", "[mock]") {
   MockServer mock;
-  auto r = gemini(mock, gemini_body("yo", {{"systemInstruction", {{"parts", {{{"text", "abcd"}}}}}}}));
+  auto r =
+      gemini(mock, gemini_body("yo", {{"systemInstruction", {{"parts", {{{"text", "abcd"}}}}}}}));
   REQUIRE(r);
   REQUIRE(r->status == 200);
   auto j = body_json(r);
@@ -180,7 +188,8 @@ TEST_CASE("Gemini generateContent, SSE stream and JSON-array stream", "[mock]") 
   auto chunks = sse_data(s->body);
   REQUIRE(chunks.size() == 6);
   std::string text;
-  for (const auto& c : chunks) text += c["candidates"][0]["content"]["parts"][0]["text"].get<std::string>();
+  for (const auto& c : chunks)
+    text += c["candidates"][0]["content"]["parts"][0]["text"].get<std::string>();
   CHECK(text == "mock reply to: a b c");
   CHECK_FALSE(chunks[0]["candidates"][0].contains("finishReason"));
   CHECK(chunks.back()["candidates"][0]["finishReason"] == "STOP");
@@ -206,22 +215,27 @@ TEST_CASE("max tokens cuts the reply and finishes with length", "[mock]") {
   auto a = body_json(anthropic(mock, anthropic_body("one two", {{"max_tokens", 3}})));
   CHECK(a["content"][0]["text"] == "mock reply to:");
   CHECK(a["stop_reason"] == "max_tokens");
-  auto g = body_json(gemini(mock, gemini_body("x y", {{"generationConfig", {{"maxOutputTokens", 1}}}})));
+  auto g =
+      body_json(gemini(mock, gemini_body("x y", {{"generationConfig", {{"maxOutputTokens", 1}}}})));
   CHECK(g["candidates"][0]["content"]["parts"][0]["text"] == "mock");
   CHECK(g["candidates"][0]["finishReason"] == "MAX_TOKENS");
-  auto s = sse_data(openai(mock, openai_body("a b c", {{"stream", true}, {"max_tokens", 3}}))->body);
+  auto s =
+      sse_data(openai(mock, openai_body("a b c", {{"stream", true}, {"max_tokens", 3}}))->body);
   CHECK(openai_stream_text(s) == "mock reply to:");
   CHECK(s[s.size() - 2]["choices"][0]["finish_reason"] == "length");
 }
 
 TEST_CASE("JSON output mode answers {\"reply\": ...}", "[mock]") {
   MockServer mock;
-  auto o = body_json(openai(mock, openai_body("q", {{"response_format", {{"type", "json_object"}}}})));
+  auto o =
+      body_json(openai(mock, openai_body("q", {{"response_format", {{"type", "json_object"}}}})));
   CHECK(json::parse(o["choices"][0]["message"]["content"].get<std::string>()) ==
         json{{"reply", "mock reply to: q"}});
-  auto g = body_json(gemini(mock, gemini_body("q", {{"generationConfig", {{"responseMimeType", "application/json"}}}})));
-  CHECK(json::parse(g["candidates"][0]["content"]["parts"][0]["text"].get<std::string>())["reply"] ==
-        "mock reply to: q");
+  auto g = body_json(gemini(
+      mock, gemini_body("q", {{"generationConfig", {{"responseMimeType", "application/json"}}}})));
+  CHECK(
+      json::parse(g["candidates"][0]["content"]["parts"][0]["text"].get<std::string>())["reply"] ==
+      "mock reply to: q");
   auto a = body_json(anthropic(mock, anthropic_body("q", {{"system", "Answer in JSON only."}})));
   CHECK(json::parse(a["content"][0]["text"].get<std::string>())["reply"] == "mock reply to: q");
   auto plain = body_json(openai(mock, openai_body("q", {{"response_format", {{"type", "text"}}}})));
@@ -233,7 +247,8 @@ TEST_CASE("model listings in each provider's format", "[mock]") {
   auto o = body_json(client(mock).Get("/v1/models"));
   CHECK(o["object"] == "list");
   std::vector<std::string> ids;
-  for (const auto& m : o["data"]) ids.push_back(m["id"]);
+  for (const auto& m : o["data"])
+    ids.push_back(m["id"]);
   CHECK(std::find(ids.begin(), ids.end(), "special-model") != ids.end());
   CHECK(std::find(ids.begin(), ids.end(), "gpt-4o-mini") != ids.end());
   CHECK(std::find(ids.begin(), ids.end(), "mock-1") != ids.end());

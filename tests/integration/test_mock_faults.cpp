@@ -23,14 +23,19 @@ TEST_CASE("error faults use each provider's real status and body", "[mock]") {
     std::string gemini_status_name;
   };
   std::vector<Row> rows = {
-      {"rate_limit", 429, "rate_limit_exceeded", 429, "rate_limit_error", 429, "RESOURCE_EXHAUSTED"},
-      {"insufficient_quota", 429, "insufficient_quota", 402, "billing_error", 429, "RESOURCE_EXHAUSTED"},
-      {"request_too_large", 429, "rate_limit_exceeded", 413, "request_too_large", 400, "INVALID_ARGUMENT"},
+      {"rate_limit", 429, "rate_limit_exceeded", 429, "rate_limit_error", 429,
+       "RESOURCE_EXHAUSTED"},
+      {"insufficient_quota", 429, "insufficient_quota", 402, "billing_error", 429,
+       "RESOURCE_EXHAUSTED"},
+      {"request_too_large", 429, "rate_limit_exceeded", 413, "request_too_large", 400,
+       "INVALID_ARGUMENT"},
       {"overloaded", 503, "server_error", 529, "overloaded_error", 503, "UNAVAILABLE"},
       {"server_error", 500, "server_error", 500, "api_error", 500, "INTERNAL"},
       {"unavailable", 503, "503", 503, "api_error", 503, "UNAVAILABLE"},
-      {"context_length", 400, "context_length_exceeded", 400, "invalid_request_error", 400, "INVALID_ARGUMENT"},
-      {"bad_request", 400, "invalid_request_error", 400, "invalid_request_error", 400, "INVALID_ARGUMENT"},
+      {"context_length", 400, "context_length_exceeded", 400, "invalid_request_error", 400,
+       "INVALID_ARGUMENT"},
+      {"bad_request", 400, "invalid_request_error", 400, "invalid_request_error", 400,
+       "INVALID_ARGUMENT"},
       {"not_found", 404, "model_not_found", 404, "not_found_error", 404, "NOT_FOUND"},
       {"auth", 401, "invalid_api_key", 401, "authentication_error", 400, "INVALID_ARGUMENT"},
       {"content_filter", 400, "content_policy_violation", 400, "invalid_request_error", 200, ""},
@@ -43,8 +48,10 @@ TEST_CASE("error faults use each provider's real status and body", "[mock]") {
     REQUIRE(o);
     CHECK(o->status == row.openai_status);
     auto oj = body_json(o)["error"];
-    CHECK((oj["code"].is_null() ? oj["type"] : oj["code"]).dump().find(row.openai_code) != std::string::npos);
-    for (auto key : {"message", "type", "param", "code"}) CHECK(oj.contains(key));
+    CHECK((oj["code"].is_null() ? oj["type"] : oj["code"]).dump().find(row.openai_code) !=
+          std::string::npos);
+    for (auto key : {"message", "type", "param", "code"})
+      CHECK(oj.contains(key));
     auto a = anthropic(mock, anthropic_body("x"));
     CHECK(a->status == row.anthropic_status);
     CHECK(body_json(a)["type"] == "error");
@@ -58,19 +65,23 @@ TEST_CASE("error faults use each provider's real status and body", "[mock]") {
   }
   // Distinguishing details a classifier relies on.
   mock.set_scenario({{"default", {{"fault", "auth"}}}});
-  CHECK(body_json(gemini(mock, gemini_body("x")))["error"]["details"][0]["reason"] == "API_KEY_INVALID");
+  CHECK(body_json(gemini(mock, gemini_body("x")))["error"]["details"][0]["reason"] ==
+        "API_KEY_INVALID");
   mock.set_scenario({{"default", {{"fault", "insufficient_quota"}}}});
-  CHECK(body_json(gemini(mock, gemini_body("x")))["error"]["details"][0]["violations"][0]["quotaId"] ==
+  CHECK(body_json(
+            gemini(mock, gemini_body("x")))["error"]["details"][0]["violations"][0]["quotaId"] ==
         "GenerateRequestsPerDayPerProjectPerModel-FreeTier");
   mock.set_scenario({{"default", {{"fault", "request_too_large"}}}});
-  CHECK(body_json(openai(mock, openai_body("x")))["error"]["message"].get<std::string>().rfind("Request too large", 0) == 0);
+  CHECK(body_json(openai(mock, openai_body("x")))["error"]["message"].get<std::string>().rfind(
+            "Request too large", 0) == 0);
   mock.set_scenario({{"default", {{"fault", "bad_gateway"}}}});
   auto gw = openai(mock, openai_body("x"));
   CHECK(gw->status == 502);
   CHECK(gw->get_header_value("Content-Type").find("text/html") == 0);
   mock.set_scenario({{"default", {{"fault", "status"}, {"status", 418}}}});
   CHECK(openai(mock, openai_body("x"))->status == 418);
-  CHECK(body_json(anthropic(mock, anthropic_body("x")))["error"]["type"] == "invalid_request_error");
+  CHECK(body_json(anthropic(mock, anthropic_body("x")))["error"]["type"] ==
+        "invalid_request_error");
   mock.set_scenario({{"default", {{"fault", "status"}, {"status", 504}}}});
   CHECK(body_json(anthropic(mock, anthropic_body("x")))["error"]["type"] == "timeout_error");
   CHECK(body_json(gemini(mock, gemini_body("x")))["error"]["status"] == "DEADLINE_EXCEEDED");
@@ -90,11 +101,13 @@ TEST_CASE("retry hints: retry-after, retry-after-ms, Gemini RetryInfo", "[mock]"
   CHECK(a->get_header_value("retry-after") == "1");
   CHECK_FALSE(a->has_header("retry-after-ms"));  // OpenAI only
 
-  mock.set_scenario({{"default", {{"fault", "rate_limit"}, {"retry_after_s", 2.5}, {"retry_delay", "37s"}}}});
+  mock.set_scenario(
+      {{"default", {{"fault", "rate_limit"}, {"retry_after_s", 2.5}, {"retry_delay", "37s"}}}});
   o = openai(mock, openai_body("x"));
   CHECK(o->get_header_value("retry-after") == "3");
   CHECK(o->get_header_value("retry-after-ms") == "2500");
-  CHECK(body_json(o)["error"]["message"].get<std::string>().find("Please try again in 2.5s") != std::string::npos);
+  CHECK(body_json(o)["error"]["message"].get<std::string>().find("Please try again in 2.5s") !=
+        std::string::npos);
   auto g = body_json(gemini(mock, gemini_body("x")));
   bool found = false;
   for (const auto& d : g["error"]["details"])
@@ -102,7 +115,10 @@ TEST_CASE("retry hints: retry-after, retry-after-ms, Gemini RetryInfo", "[mock]"
   CHECK(found);
   CHECK(g["error"]["message"].get<std::string>().find("Please retry in 37s") != std::string::npos);
 
-  mock.set_scenario({{"default", {{"fault", "overloaded"}, {"retry_after_s", 2}, {"headers", {{"x-should-retry", "false"}}}}}});
+  mock.set_scenario({{"default",
+                      {{"fault", "overloaded"},
+                       {"retry_after_s", 2},
+                       {"headers", {{"x-should-retry", "false"}}}}}});
   a = anthropic(mock, anthropic_body("x"));
   CHECK(a->status == 529);
   CHECK(a->get_header_value("retry-after") == "2");
@@ -128,8 +144,10 @@ TEST_CASE("times: only the first N matching requests fail", "[mock]") {
 }
 
 TEST_CASE("outage window: the fault applies only between from_s and to_s", "[mock]") {
-  MockServer mock({{"default", {{"fault", "unavailable"}, {"outage", {{"from_s", 0}, {"to_s", 0.3}}}}},
-                   {"models", {{"later", {{"fault", "unavailable"}, {"outage", {{"from_s", 60}, {"to_s", 70}}}}}}}});
+  MockServer mock(
+      {{"default", {{"fault", "unavailable"}, {"outage", {{"from_s", 0}, {"to_s", 0.3}}}}},
+       {"models",
+        {{"later", {{"fault", "unavailable"}, {"outage", {{"from_s", 60}, {"to_s", 70}}}}}}}});
   CHECK(gemini(mock, gemini_body("x"))->status == 503);
   CHECK(body_json(gemini(mock, gemini_body("x")))["error"]["status"] == "UNAVAILABLE");
   CHECK(openai(mock, openai_body("x", {{"model", "later"}}))->status == 200);
@@ -138,7 +156,8 @@ TEST_CASE("outage window: the fault applies only between from_s and to_s", "[moc
 }
 
 TEST_CASE("per-model behaviour replaces the default", "[mock]") {
-  MockServer mock({{"default", {{"fault", "server_error"}}}, {"models", {{"good", json::object()}}}});
+  MockServer mock(
+      {{"default", {{"fault", "server_error"}}}, {"models", {{"good", json::object()}}}});
   CHECK(anthropic(mock, anthropic_body("x"))->status == 500);
   CHECK(anthropic(mock, anthropic_body("x", {{"model", "good"}}))->status == 200);
   CHECK(gemini(mock, gemini_body("x"), false, "good")->status == 200);
@@ -160,7 +179,6 @@ TEST_CASE("transport faults: reset, close, truncated JSON, blank lines", "[mock]
   CHECK_FALSE(openai(mock, openai_body("x", {{"stream", true}})));  // no final chunk
   mock.set_scenario({{"default", {{"fault", "close"}}}});
   CHECK_FALSE(anthropic(mock, anthropic_body("x")));
-  INFO(mock.stats()["received"].dump());
   CHECK(mock.stats()["received"].back()["status"] == 0);
   mock.set_scenario({{"default", {{"fault", "truncated_json"}}}});
   auto t = openai(mock, openai_body("x"));

@@ -51,7 +51,8 @@ TEST_CASE("RPM is enforced with a one-second burst and 429 + retry-after", "[moc
   CHECK(openai(mock, openai_body("1"))->status == 200);
   auto again = openai(mock, openai_body("2"));
   REQUIRE(again->status == 429);
-  std::this_thread::sleep_for(std::chrono::milliseconds(std::stoi(again->get_header_value("retry-after-ms")) + 5));
+  std::this_thread::sleep_for(
+      std::chrono::milliseconds(std::stoi(again->get_header_value("retry-after-ms")) + 5));
   CHECK(openai(mock, openai_body("3"))->status == 200);
 }
 
@@ -111,9 +112,12 @@ TEST_CASE("API key checks answer each provider's auth error", "[mock]") {
   auto g = gemini(mock, gemini_body("x"), false, "gemini-2.0-flash", {{"x-goog-api-key", "nope"}});
   CHECK(g->status == 400);
   CHECK(body_json(g)["error"]["details"][0]["reason"] == "API_KEY_INVALID");
-  CHECK(gemini(mock, gemini_body("x"), false, "gemini-2.0-flash", {{"x-goog-api-key", "sekrit"}})->status == 200);
-  CHECK(client(mock).Post("/v1beta/models/g:generateContent?key=sekrit", gemini_body("x").dump(),
-                          "application/json")->status == 200);
+  CHECK(gemini(mock, gemini_body("x"), false, "gemini-2.0-flash", {{"x-goog-api-key", "sekrit"}})
+            ->status == 200);
+  CHECK(client(mock)
+            .Post("/v1beta/models/g:generateContent?key=sekrit", gemini_body("x").dump(),
+                  "application/json")
+            ->status == 200);
   CHECK(client(mock).Get("/v1/models", {{"Authorization", "Bearer nope"}})->status == 401);
   CHECK(client(mock).Get("/v1/models", {{"Authorization", "Bearer sekrit"}})->status == 200);
 
@@ -181,7 +185,8 @@ TEST_CASE("scenario: loaded from file, replaced wholesale, validated", "[mock]")
 
   CHECK_THROWS_WITH(mock.set_scenario({{"default", {{"latncy_ms", 5}}}}),
                     Catch::Contains("scenario.default.latncy_ms"));
-  CHECK_THROWS_WITH(mock.set_scenario({{"default", {{"fault", "explode"}}}}), Catch::Contains("rate_limit"));
+  CHECK_THROWS_WITH(mock.set_scenario({{"default", {{"fault", "explode"}}}}),
+                    Catch::Contains("rate_limit"));
   CHECK_THROWS(mock.set_scenario({{"default", {{"fault", "status"}, {"status", 99}}}}));
   CHECK_THROWS(mock.set_scenario({{"limits", {{"rpm", -1}}}}));
   auto bad = client(mock).Post("/_mock/scenario", "{not json", "application/json");
@@ -201,9 +206,11 @@ TEST_CASE("64 concurrent streaming clients are served in parallel", "[mock]") {
       if (r && r->status == 200) replies[i] = openai_stream_text(sse_data(r->body));
     });
   }
-  for (auto& t : threads) t.join();
+  for (auto& t : threads)
+    t.join();
   auto took = elapsed_ms(start);
-  for (int i = 0; i < kClients; ++i) CHECK(replies[i] == "mock reply to: prompt " + std::to_string(i));
+  for (int i = 0; i < kClients; ++i)
+    CHECK(replies[i] == "mock reply to: prompt " + std::to_string(i));
   CHECK(took < 2500);  // serially it would be 64 * 0.3 s
   auto s = settled_stats(mock);
   CHECK(s["max_in_flight"] >= kClients / 2);

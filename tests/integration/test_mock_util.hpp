@@ -57,9 +57,10 @@ inline httplib::Result anthropic(MockServer& m, const json& body, httplib::Heade
 }
 
 inline httplib::Result gemini(MockServer& m, const json& body, bool stream = false,
-                       const std::string& model = "gemini-2.0-flash", httplib::Headers h = {}) {
-  std::string path = "/v1beta/models/" + model +
-                     (stream ? ":streamGenerateContent?alt=sse" : ":generateContent");
+                              const std::string& model = "gemini-2.0-flash",
+                              httplib::Headers h = {}) {
+  std::string path =
+      "/v1beta/models/" + model + (stream ? ":streamGenerateContent?alt=sse" : ":generateContent");
   return client(m).Post(path, h, body.dump(), "application/json");
 }
 
@@ -95,7 +96,9 @@ inline std::string openai_stream_text(const std::vector<json>& chunks) {
   return text;
 }
 
-inline json body_json(const httplib::Result& r) { return json::parse(r->body); }
+inline json body_json(const httplib::Result& r) {
+  return json::parse(r->body);
+}
 
 // Stats once every reply is fully written: a request leaves in_flight a moment after the
 // client has read its last byte.
@@ -108,6 +111,5 @@ inline json settled_stats(MockServer& mock) {
   }
   return s;
 }
-
 
 }  // namespace detour::testing::mock_util

@@ -56,4 +56,8 @@ struct ErrorReply {
 
 ErrorReply make_error(Protocol protocol, ErrorKind kind, const ErrorContext& ctx);
 
+// The error a provider sends after a 200 stream has started (Anthropic `event: error`
+// overloaded_error, OpenAI `data: {"error":...}`, Gemini raw multi-line {"error":...}).
+std::string stream_error_event(Protocol protocol);
+
 }  // namespace detour::mock

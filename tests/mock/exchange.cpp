@@ -23,7 +23,9 @@ int connection_fd(const httplib::Request& req) {
   return mock::connection_fd(req.remote_addr, req.remote_port, req.local_port);
 }
 
-bool applies_to_chat(Fault, bool) { return true; }
+bool applies_to_chat(Fault, bool) {
+  return true;
+}
 
 // A model listing has no content and no stream: only HTTP-level faults mean anything.
 bool applies_to_list(Fault f, bool) {
@@ -63,7 +65,11 @@ struct StreamPlan {
 class Exchange {
  public:
   Exchange(Shared& sh, Protocol protocol, const httplib::Request& req, httplib::Response& res)
-      : sh(sh), protocol(protocol), req(req), res(res), token(sh.stats.enter()),
+      : sh(sh),
+        protocol(protocol),
+        req(req),
+        res(res),
+        token(sh.stats.enter()),
         id(sh.next_request_id()) {
     rec.t_ms = sh.stats.now_ms();
     rec.method = req.method;
@@ -73,10 +79,12 @@ class Exchange {
   }
 
   void add_headers(const Headers& headers) {
-    for (const auto& [k, v] : headers) res.set_header(k, v);
+    for (const auto& [k, v] : headers)
+      res.set_header(k, v);
   }
   void add_headers(const std::map<std::string, std::string>& headers) {
-    for (const auto& [k, v] : headers) res.set_header(k, v);
+    for (const auto& [k, v] : headers)
+      res.set_header(k, v);
   }
 
   ErrorContext context() const {
@@ -92,7 +100,8 @@ class Exchange {
     rec.auth = kind;
     auto expected = sh.api_key();
     if (!expected || key == *expected) return true;
-    send_error(make_error(protocol, kind.empty() ? ErrorKind::missing_key : ErrorKind::auth, context()));
+    send_error(
+        make_error(protocol, kind.empty() ? ErrorKind::missing_key : ErrorKind::auth, context()));
     return false;
   }
 
@@ -130,7 +139,8 @@ class Exchange {
     if (protocol == Protocol::anthropic && req.has_header("x-api-key"))
       return {"x-api-key", req.get_header_value("x-api-key")};
     if (protocol == Protocol::gemini) {
-      if (req.has_header("x-goog-api-key")) return {"x-goog-api-key", req.get_header_value("x-goog-api-key")};
+      if (req.has_header("x-goog-api-key"))
+        return {"x-goog-api-key", req.get_header_value("x-goog-api-key")};
       if (req.has_param("key")) return {"key-param", req.get_param_value("key")};
       return {};
     }
@@ -148,23 +158,23 @@ void Exchange::deliver_body(std::string body, const std::string& type, const Bod
   int lines = plan.blank_lines ? 3 : 0;
   int fd = plan.reset ? connection_fd(req) : -1;
   Shared* shared = &sh;
-  res.set_content_provider(
-      body.size() + static_cast<std::size_t>(lines), type,
-      [shared, body, lines, plan, fd, token = token](std::size_t offset, std::size_t,
-                                                     httplib::DataSink& sink) {
-        if (offset != 0) return false;  // everything is written in the first call
-        int step = plan.delay_ms / (lines + 1);
-        for (int i = 0; i < lines; ++i) {
-          if (!shared->sleep_ms(step) || !sink.write("\n", 1)) return false;
-        }
-        if (!shared->sleep_ms(plan.delay_ms - step * lines)) return false;
-        if (plan.reset) {
-          sink.write(body.data(), body.size() / 2);
-          arm_reset(fd);
-          return false;
-        }
-        return sink.write(body.data(), body.size());
-      });
+  res.set_content_provider(body.size() + static_cast<std::size_t>(lines), type,
+                           [shared, body, lines, plan, fd, token = token](
+                               std::size_t offset, std::size_t, httplib::DataSink& sink) {
+                             if (offset != 0)
+                               return false;  // everything is written in the first call
+                             int step = plan.delay_ms / (lines + 1);
+                             for (int i = 0; i < lines; ++i) {
+                               if (!shared->sleep_ms(step) || !sink.write("\n", 1)) return false;
+                             }
+                             if (!shared->sleep_ms(plan.delay_ms - step * lines)) return false;
+                             if (plan.reset) {
+                               sink.write(body.data(), body.size() / 2);
+                               arm_reset(fd);
+                               return false;
+                             }
+                             return sink.write(body.data(), body.size());
+                           });
 }
 
 void Exchange::deliver_stream(std::vector<SseEvent> events, const StreamPlan& plan) {
@@ -175,9 +185,8 @@ void Exchange::deliver_stream(std::vector<SseEvent> events, const StreamPlan& pl
   std::string framing = protocol == Protocol::gemini ? "\r\n\r\n" : "\n\n";
   Shared* shared = &sh;
   res.set_chunked_content_provider(
-      "text/event-stream",
-      [shared, events = std::move(events), plan, fd, error_event, framing, token = token](
-          std::size_t, httplib::DataSink& sink) {
+      "text/event-stream", [shared, events = std::move(events), plan, fd, error_event, framing,
+                            token = token](std::size_t, httplib::DataSink& sink) {
         auto write = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
         if (plan.keepalive) {
           for (int i = 0; i < 3; ++i)
@@ -185,7 +194,8 @@ void Exchange::deliver_stream(std::vector<SseEvent> events, const StreamPlan& pl
         } else if (!shared->sleep_ms(plan.ttft_ms)) {
           return false;
         }
-        std::size_t deltas = std::count_if(events.begin(), events.end(), [](auto& e) { return e.delta; });
+        std::size_t deltas =
+            std::count_if(events.begin(), events.end(), [](auto& e) { return e.delta; });
         std::size_t cut_after = std::max<std::size_t>(1, deltas / 2);
         std::size_t sent = 0;
         for (const auto& ev : events) {
@@ -216,22 +226,39 @@ void Exchange::deliver_stream(std::vector<SseEvent> events, const StreamPlan& pl
       });
 }
 
+// Hangs up without a response: httplib's own write of the response then fails. Recorded
+// first, so a client that sees the hang-up and asks for stats finds this request there.
+void close_silently(Exchange& ex) {
+  int fd = connection_fd(ex.req);
+  ex.finish(0);
+  if (fd >= 0) shutdown(fd, SHUT_RDWR);
+}
+
 StreamMode stream_mode(Fault f) {
   switch (f) {
-    case Fault::sse_cut: return StreamMode::cut;
-    case Fault::sse_error: return StreamMode::error;
-    case Fault::reset: return StreamMode::reset;
-    case Fault::truncated_json: return StreamMode::truncated_chunk;
-    default: return StreamMode::normal;
+    case Fault::sse_cut:
+      return StreamMode::cut;
+    case Fault::sse_error:
+      return StreamMode::error;
+    case Fault::reset:
+      return StreamMode::reset;
+    case Fault::truncated_json:
+      return StreamMode::truncated_chunk;
+    default:
+      return StreamMode::normal;
   }
 }
 
 ContentFault content_fault(Fault f) {
   switch (f) {
-    case Fault::empty: return ContentFault::empty;
-    case Fault::refusal: return ContentFault::refusal;
-    case Fault::wrong_schema: return ContentFault::wrong_schema;
-    default: return ContentFault::none;
+    case Fault::empty:
+      return ContentFault::empty;
+    case Fault::refusal:
+      return ContentFault::refusal;
+    case Fault::wrong_schema:
+      return ContentFault::wrong_schema;
+    default:
+      return ContentFault::none;
   }
 }
 
@@ -240,17 +267,21 @@ ContentFault content_fault(Fault f) {
 Fault adapt_fault(Fault f, bool stream) {
   if (stream) return f == Fault::blank_lines ? Fault::keepalive : f;
   switch (f) {
-    case Fault::sse_cut: return Fault::reset;
-    case Fault::sse_error: return Fault::overloaded;
-    case Fault::keepalive: return Fault::blank_lines;
-    default: return f;
+    case Fault::sse_cut:
+      return Fault::reset;
+    case Fault::sse_error:
+      return Fault::overloaded;
+    case Fault::keepalive:
+      return Fault::blank_lines;
+    default:
+      return f;
   }
 }
 
 }  // namespace
 
-void handle_chat(Shared& sh, Protocol protocol, const httplib::Request& req,
-                 httplib::Response& res, const GeminiTarget& gemini) {
+void handle_chat(Shared& sh, Protocol protocol, const httplib::Request& req, httplib::Response& res,
+                 const GeminiTarget& gemini) {
   Exchange ex(sh, protocol, req, res);
   ex.rec.model = gemini.model;
   auto parsed = parse_chat(protocol, req.body, gemini);
@@ -313,11 +344,7 @@ void handle_chat(Shared& sh, Protocol protocol, const httplib::Request& req,
     }
     return ex.send_error(e);
   }
-  if (fault == Fault::close) {
-    int fd = connection_fd(req);
-    if (fd >= 0) shutdown(fd, SHUT_RDWR);  // httplib's own write then fails: nothing is sent
-    return ex.finish(0);
-  }
+  if (fault == Fault::close) return close_silently(ex);
   int ttft = b.ttft_ms;
   if (fault == Fault::slow_headers) {
     if (!sh.sleep_ms(ttft)) return ex.finish(0);
@@ -356,11 +383,7 @@ void handle_models(Shared& sh, Protocol protocol, const httplib::Request& req,
   ctx.retry_after_s = b.retry_after_s;
   ctx.retry_delay = b.retry_delay;
   if (auto kind = error_kind_for(fault)) return ex.send_error(make_error(protocol, *kind, ctx));
-  if (fault == Fault::close) {
-    int fd = connection_fd(req);
-    if (fd >= 0) shutdown(fd, SHUT_RDWR);
-    return ex.finish(0);
-  }
+  if (fault == Fault::close) return close_silently(ex);
   if (fault == Fault::slow_headers && !sh.sleep_ms(b.ttft_ms)) return ex.finish(0);
   auto models = sh.known_models();
   std::string body;
@@ -371,8 +394,9 @@ void handle_models(Shared& sh, Protocol protocol, const httplib::Request& req,
   } else {
     body = models_body(protocol, models);
   }
-  ex.deliver_body(body, "application/json",
-                  {0, fault == Fault::blank_lines, fault == Fault::truncated_json, fault == Fault::reset});
+  ex.deliver_body(
+      body, "application/json",
+      {0, fault == Fault::blank_lines, fault == Fault::truncated_json, fault == Fault::reset});
   ex.finish(200);
 }
 

@@ -16,7 +16,8 @@ std::string trimmed_seconds(double s) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.3f", s);
   std::string out = buf;
-  while (out.back() == '0') out.pop_back();
+  while (out.back() == '0')
+    out.pop_back();
   if (out.back() == '.') out.pop_back();
   return out;
 }

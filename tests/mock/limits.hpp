@@ -28,12 +28,12 @@ struct LimitSnapshot {
 
 struct Verdict {
   bool admitted = true;
-  bool too_large = false;     // the request alone exceeds the per-minute token limit
-  std::string exceeded;       // "requests" or "tokens" when not admitted
-  double retry_after_s = 0;   // until this request would be admitted
-  std::int64_t limit = 0;     // of the exceeded limit
-  std::int64_t requested = 0; // tokens this request asked for
-  LimitSnapshot snapshot;     // after charging, for the headers
+  bool too_large = false;      // the request alone exceeds the per-minute token limit
+  std::string exceeded;        // "requests" or "tokens" when not admitted
+  double retry_after_s = 0;    // until this request would be admitted
+  std::int64_t limit = 0;      // of the exceeded limit
+  std::int64_t requested = 0;  // tokens this request asked for
+  LimitSnapshot snapshot;      // after charging, for the headers
 };
 
 class RateLimiter {

@@ -94,11 +94,13 @@ int main(int argc, char** argv) {
   Scenario scenario;
   if (!scenario_file.empty()) {
     std::ifstream in(scenario_file);
-    if (!in) return usage_error("--scenario: cannot read " + scenario_file + ": " + std::strerror(errno));
+    if (!in)
+      return usage_error("--scenario: cannot read " + scenario_file + ": " + std::strerror(errno));
     std::stringstream text;
     text << in.rdbuf();
     auto json = nlohmann::json::parse(text.str(), nullptr, false);
-    if (json.is_discarded()) return usage_error("--scenario: " + scenario_file + " is not valid JSON");
+    if (json.is_discarded())
+      return usage_error("--scenario: " + scenario_file + " is not valid JSON");
     try {
       scenario = detour::mock::parse_scenario(json);
     } catch (const std::exception& e) {
@@ -118,7 +120,8 @@ int main(int argc, char** argv) {
   detour::mock::Server server(options, std::move(scenario));
   int port = server.bind();
   if (port <= 0) {
-    std::fprintf(stderr, "detour-mock: error: cannot bind %s:%d\n", options.host.c_str(), options.port);
+    std::fprintf(stderr, "detour-mock: error: cannot bind %s:%d\n", options.host.c_str(),
+                 options.port);
     return 1;
   }
   std::printf("port=%d\n", port);

@@ -28,12 +28,14 @@ std::string text_of(const json& content) {
 // Characters, not bytes: UTF-8 continuation bytes are not counted.
 std::int64_t count_chars(std::string_view s) {
   std::int64_t n = 0;
-  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  for (unsigned char c : s)
+    n += (c & 0xC0) != 0x80;
   return n;
 }
 
 bool contains_json_word(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (auto& c : s)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s.find("json") != std::string::npos;
 }
 
@@ -68,7 +70,8 @@ std::string parse_openai(const json& body, ChatRequest& r) {
   r.model = body["model"].get<std::string>();
   std::int64_t chars = 0;
   for (const auto& m : body["messages"]) {
-    if (!m.is_object() || !m.contains("role")) return "Missing required parameter: 'messages[].role'.";
+    if (!m.is_object() || !m.contains("role"))
+      return "Missing required parameter: 'messages[].role'.";
     std::string text = m.contains("content") ? text_of(m["content"]) : "";
     chars += count_chars(text);
     std::string role = m["role"].is_string() ? m["role"].get<std::string>() : "";
@@ -138,13 +141,17 @@ std::string parse_gemini(const json& body, ChatRequest& r, const GeminiTarget& t
 // Splits text into pieces, one per word, each keeping the whitespace before it, so the pieces
 // concatenate back to exactly the text (trailing whitespace rides on the last piece).
 std::vector<std::string> split_pieces(const std::string& text) {
-  auto space = [&](std::size_t i) { return std::isspace(static_cast<unsigned char>(text[i])) != 0; };
+  auto space = [&](std::size_t i) {
+    return std::isspace(static_cast<unsigned char>(text[i])) != 0;
+  };
   std::vector<std::string> pieces;
   std::size_t i = 0;
   while (i < text.size()) {
     std::size_t start = i;
-    while (i < text.size() && space(i)) ++i;
-    while (i < text.size() && !space(i)) ++i;
+    while (i < text.size() && space(i))
+      ++i;
+    while (i < text.size() && !space(i))
+      ++i;
     pieces.push_back(text.substr(start, i - start));
   }
   if (pieces.size() > 1 && count_words(pieces.back()) == 0) {
@@ -155,7 +162,9 @@ std::vector<std::string> split_pieces(const std::string& text) {
   return pieces;
 }
 
-std::int64_t now_s() { return static_cast<std::int64_t>(std::time(nullptr)); }
+std::int64_t now_s() {
+  return static_cast<std::int64_t>(std::time(nullptr));
+}
 
 json openai_usage(const Reply& reply) {
   return {{"prompt_tokens", reply.input_tokens},
@@ -191,9 +200,12 @@ SseEvent anthropic_event(const std::string& name, const json& data, bool delta =
 
 std::string_view to_string(Protocol protocol) {
   switch (protocol) {
-    case Protocol::openai: return "openai";
-    case Protocol::anthropic: return "anthropic";
-    case Protocol::gemini: return "gemini";
+    case Protocol::openai:
+      return "openai";
+    case Protocol::anthropic:
+      return "anthropic";
+    case Protocol::gemini:
+      return "gemini";
   }
   return "openai";
 }
@@ -219,17 +231,25 @@ std::variant<ChatRequest, std::string> parse_chat(Protocol protocol, const std::
             "We could not parse the JSON body of your request. (HINT: This likely means you "
             "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, "
             "but what was sent was not valid JSON.)");
-      case Protocol::anthropic: return std::string("There was an issue with your request body: invalid JSON");
-      case Protocol::gemini: return std::string("Invalid JSON payload received.");
+      case Protocol::anthropic:
+        return std::string("There was an issue with your request body: invalid JSON");
+      case Protocol::gemini:
+        return std::string("Invalid JSON payload received.");
     }
   }
   ChatRequest r;
   r.protocol = protocol;
   std::string error;
   switch (protocol) {
-    case Protocol::openai: error = parse_openai(j, r); break;
-    case Protocol::anthropic: error = parse_anthropic(j, r); break;
-    case Protocol::gemini: error = parse_gemini(j, r, gemini); break;
+    case Protocol::openai:
+      error = parse_openai(j, r);
+      break;
+    case Protocol::anthropic:
+      error = parse_anthropic(j, r);
+      break;
+    case Protocol::gemini:
+      error = parse_gemini(j, r, gemini);
+      break;
   }
   if (!error.empty()) return error;
   r.params = params_of(j);
@@ -240,10 +260,17 @@ Reply make_reply(const ChatRequest& request, ContentFault fault) {
   std::string text = std::string(kReplyPrefix) + request.prompt;
   if (request.json_mode) text = json{{"reply", text}}.dump();
   switch (fault) {
-    case ContentFault::none: break;
-    case ContentFault::empty: text.clear(); break;
-    case ContentFault::refusal: text = kRefusal; break;
-    case ContentFault::wrong_schema: text = R"({"unexpected": true})"; break;
+    case ContentFault::none:
+      break;
+    case ContentFault::empty:
+      text.clear();
+      break;
+    case ContentFault::refusal:
+      text = kRefusal;
+      break;
+    case ContentFault::wrong_schema:
+      text = R"({"unexpected": true})";
+      break;
   }
   Reply reply;
   reply.pieces = split_pieces(text);
@@ -252,7 +279,8 @@ Reply make_reply(const ChatRequest& request, ContentFault fault) {
     reply.pieces.resize(static_cast<std::size_t>(*request.max_tokens));
     reply.truncated = true;
   }
-  for (const auto& p : reply.pieces) reply.content += p;
+  for (const auto& p : reply.pieces)
+    reply.content += p;
   reply.input_tokens = request.input_tokens;
   reply.output_tokens = count_words(reply.content);
   return reply;
@@ -260,9 +288,12 @@ Reply make_reply(const ChatRequest& request, ContentFault fault) {
 
 std::string finish_reason(Protocol protocol, bool truncated) {
   switch (protocol) {
-    case Protocol::openai: return truncated ? "length" : "stop";
-    case Protocol::anthropic: return truncated ? "max_tokens" : "end_turn";
-    case Protocol::gemini: return truncated ? "MAX_TOKENS" : "STOP";
+    case Protocol::openai:
+      return truncated ? "length" : "stop";
+    case Protocol::anthropic:
+      return truncated ? "max_tokens" : "end_turn";
+    case Protocol::gemini:
+      return truncated ? "MAX_TOKENS" : "STOP";
   }
   return "stop";
 }
@@ -270,18 +301,22 @@ std::string finish_reason(Protocol protocol, bool truncated) {
 std::string reply_body(const ChatRequest& req, const Reply& reply, const std::string& id) {
   switch (req.protocol) {
     case Protocol::openai: {
-      json message = {{"role", "assistant"}, {"content", reply.content}, {"refusal", nullptr},
+      json message = {{"role", "assistant"},
+                      {"content", reply.content},
+                      {"refusal", nullptr},
                       {"annotations", json::array()}};
-      return json{{"id", "chatcmpl-" + id},
-                  {"object", "chat.completion"},
-                  {"created", now_s()},
-                  {"model", req.model},
-                  {"choices", json::array({{{"index", 0},
-                                            {"message", message},
-                                            {"logprobs", nullptr},
-                                            {"finish_reason", finish_reason(req.protocol, reply.truncated)}}})},
-                  {"usage", openai_usage(reply)},
-                  {"system_fingerprint", "fp_mock"}}
+      return json{
+          {"id", "chatcmpl-" + id},
+          {"object", "chat.completion"},
+          {"created", now_s()},
+          {"model", req.model},
+          {"choices",
+           json::array({{{"index", 0},
+                         {"message", message},
+                         {"logprobs", nullptr},
+                         {"finish_reason", finish_reason(req.protocol, reply.truncated)}}})},
+          {"usage", openai_usage(reply)},
+          {"system_fingerprint", "fp_mock"}}
           .dump();
     }
     case Protocol::anthropic:
@@ -335,9 +370,14 @@ std::vector<SseEvent> stream_events(const ChatRequest& req, const Reply& reply,
         if (req.include_usage) c["usage"] = nullptr;
         return c;
       };
-      events.push_back({sse_data(req.protocol, chunk({{"role", "assistant"}, {"content", ""}, {"refusal", nullptr}}, nullptr).dump()), false, false});
+      events.push_back(
+          {sse_data(req.protocol,
+                    chunk({{"role", "assistant"}, {"content", ""}, {"refusal", nullptr}}, nullptr)
+                        .dump()),
+           false, false});
       for (const auto& p : reply.pieces)
-        events.push_back({sse_data(req.protocol, chunk({{"content", p}}, nullptr).dump()), true, false});
+        events.push_back(
+            {sse_data(req.protocol, chunk({{"content", p}}, nullptr).dump()), true, false});
       events.push_back({sse_data(req.protocol, chunk(json::object(), finish).dump()), false, true});
       if (req.include_usage) {
         json u = chunk(json::object(), nullptr);
@@ -349,29 +389,50 @@ std::vector<SseEvent> stream_events(const ChatRequest& req, const Reply& reply,
       break;
     }
     case Protocol::anthropic: {
-      json message = {{"id", "msg_" + id}, {"type", "message"}, {"role", "assistant"},
-                      {"model", req.model}, {"content", json::array()}, {"stop_reason", nullptr},
+      json message = {{"id", "msg_" + id},
+                      {"type", "message"},
+                      {"role", "assistant"},
+                      {"model", req.model},
+                      {"content", json::array()},
+                      {"stop_reason", nullptr},
                       {"stop_sequence", nullptr},
                       {"usage", {{"input_tokens", reply.input_tokens}, {"output_tokens", 1}}}};
-      events.push_back(anthropic_event("message_start", {{"type", "message_start"}, {"message", message}}));
-      events.push_back(anthropic_event("content_block_start", {{"type", "content_block_start"}, {"index", 0}, {"content_block", {{"type", "text"}, {"text", ""}}}}));
+      events.push_back(
+          anthropic_event("message_start", {{"type", "message_start"}, {"message", message}}));
+      events.push_back(anthropic_event("content_block_start",
+                                       {{"type", "content_block_start"},
+                                        {"index", 0},
+                                        {"content_block", {{"type", "text"}, {"text", ""}}}}));
       events.push_back(anthropic_event("ping", {{"type", "ping"}}));
       for (const auto& p : reply.pieces)
-        events.push_back(anthropic_event("content_block_delta", {{"type", "content_block_delta"}, {"index", 0}, {"delta", {{"type", "text_delta"}, {"text", p}}}}, true));
-      events.push_back(anthropic_event("content_block_stop", {{"type", "content_block_stop"}, {"index", 0}}, false, true));
-      events.push_back(anthropic_event("message_delta", {{"type", "message_delta"}, {"delta", {{"stop_reason", finish}, {"stop_sequence", nullptr}}}, {"usage", {{"output_tokens", reply.output_tokens}}}}, false, true));
+        events.push_back(anthropic_event("content_block_delta",
+                                         {{"type", "content_block_delta"},
+                                          {"index", 0},
+                                          {"delta", {{"type", "text_delta"}, {"text", p}}}},
+                                         true));
+      events.push_back(anthropic_event(
+          "content_block_stop", {{"type", "content_block_stop"}, {"index", 0}}, false, true));
+      events.push_back(
+          anthropic_event("message_delta",
+                          {{"type", "message_delta"},
+                           {"delta", {{"stop_reason", finish}, {"stop_sequence", nullptr}}},
+                           {"usage", {{"output_tokens", reply.output_tokens}}}},
+                          false, true));
       events.push_back(anthropic_event("message_stop", {{"type", "message_stop"}}, false, true));
       break;
     }
     case Protocol::gemini: {
       // No terminator: the last chunk carries the last text, finishReason and full usage.
       if (reply.pieces.empty()) {
-        events.push_back({sse_data(req.protocol, gemini_chunk(req, reply, "", true, id).dump()), true, true});
+        events.push_back(
+            {sse_data(req.protocol, gemini_chunk(req, reply, "", true, id).dump()), true, true});
         break;
       }
       for (std::size_t i = 0; i < reply.pieces.size(); ++i) {
         bool last = i + 1 == reply.pieces.size();
-        events.push_back({sse_data(req.protocol, gemini_chunk(req, reply, reply.pieces[i], last, id).dump()), true, last});
+        events.push_back(
+            {sse_data(req.protocol, gemini_chunk(req, reply, reply.pieces[i], last, id).dump()),
+             true, last});
       }
       break;
     }
@@ -379,43 +440,21 @@ std::vector<SseEvent> stream_events(const ChatRequest& req, const Reply& reply,
   return events;
 }
 
-std::string stream_error_event(Protocol protocol) {
-  switch (protocol) {
-    case Protocol::openai:
-      return sse_data(protocol, json{{"error",
-                                      {{"message", "The server had an error while processing your request. Sorry about that!"},
-                                       {"type", "server_error"},
-                                       {"param", nullptr},
-                                       {"code", nullptr}}}}
-                                    .dump());
-    case Protocol::anthropic:
-      return "event: error\ndata: " +
-             json{{"type", "error"}, {"error", {{"type", "overloaded_error"}, {"message", "Overloaded"}}}}.dump() +
-             "\n\n";
-    case Protocol::gemini:
-      // Raw multi-line JSON with no "data:" prefix, as the Gemini API sends it.
-      return json{{"error",
-                   {{"code", 503},
-                    {"message", "The model is overloaded. Please try again later."},
-                    {"status", "UNAVAILABLE"}}}}
-                 .dump(2) +
-             "\n";
-  }
-  return {};
-}
-
 std::string models_body(Protocol protocol, const std::vector<std::string>& models) {
   json data = json::array();
-  for (const auto& m : models) data.push_back(json::parse(model_body(protocol, m)));
+  for (const auto& m : models)
+    data.push_back(json::parse(model_body(protocol, m)));
   switch (protocol) {
-    case Protocol::openai: return json{{"object", "list"}, {"data", data}}.dump();
+    case Protocol::openai:
+      return json{{"object", "list"}, {"data", data}}.dump();
     case Protocol::anthropic:
       return json{{"data", data},
                   {"has_more", false},
                   {"first_id", models.empty() ? json(nullptr) : json(models.front())},
                   {"last_id", models.empty() ? json(nullptr) : json(models.back())}}
           .dump();
-    case Protocol::gemini: return json{{"models", data}}.dump();
+    case Protocol::gemini:
+      return json{{"models", data}}.dump();
   }
   return "{}";
 }
@@ -423,9 +462,15 @@ std::string models_body(Protocol protocol, const std::vector<std::string>& model
 std::string model_body(Protocol protocol, const std::string& model) {
   switch (protocol) {
     case Protocol::openai:
-      return json{{"id", model}, {"object", "model"}, {"created", 1700000000}, {"owned_by", "detour-mock"}}.dump();
+      return json{
+          {"id", model}, {"object", "model"}, {"created", 1700000000}, {"owned_by", "detour-mock"}}
+          .dump();
     case Protocol::anthropic:
-      return json{{"type", "model"}, {"id", model}, {"display_name", model}, {"created_at", "2025-01-01T00:00:00Z"}}.dump();
+      return json{{"type", "model"},
+                  {"id", model},
+                  {"display_name", model},
+                  {"created_at", "2025-01-01T00:00:00Z"}}
+          .dump();
     case Protocol::gemini:
       return json{{"name", "models/" + model},
                   {"version", "001"},

@@ -21,12 +21,12 @@ std::string_view to_string(Protocol protocol);
 struct ChatRequest {
   Protocol protocol = Protocol::openai;
   std::string model;
-  bool stream = false;          // the reply is an SSE stream
-  bool include_usage = false;   // OpenAI stream_options.include_usage
-  bool gemini_array = false;    // Gemini streamGenerateContent without alt=sse: one JSON array
+  bool stream = false;         // the reply is an SSE stream
+  bool include_usage = false;  // OpenAI stream_options.include_usage
+  bool gemini_array = false;   // Gemini streamGenerateContent without alt=sse: one JSON array
   std::optional<std::int64_t> max_tokens;
-  bool json_mode = false;      // the caller asked for JSON output
-  std::string prompt;          // text of the last user message
+  bool json_mode = false;  // the caller asked for JSON output
+  std::string prompt;      // text of the last user message
   std::string system;
   std::int64_t input_tokens = 0;  // ceil(chars of system + all messages / 4)
   nlohmann::json params;          // top-level body fields except messages/system, for stats
@@ -73,9 +73,6 @@ struct SseEvent {
 // The whole stream of a successful reply, in order.
 std::vector<SseEvent> stream_events(const ChatRequest& request, const Reply& reply,
                                     const std::string& id);
-// The error a provider sends after a 200 stream has started (Anthropic `event: error`
-// overloaded_error, OpenAI `data: {"error":...}`, Gemini raw multi-line {"error":...}).
-std::string stream_error_event(Protocol protocol);
 // Wraps a complete JSON object as one SSE data event in the protocol's framing.
 std::string sse_data(Protocol protocol, const std::string& json_text);
 

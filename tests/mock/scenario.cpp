@@ -46,7 +46,8 @@ void check_keys(const json& obj, const std::string& where,
   if (!obj.is_object()) fail(where, "must be a JSON object");
   for (const auto& [key, value] : obj.items()) {
     bool known = false;
-    for (auto name : allowed) known = known || key == name;
+    for (auto name : allowed)
+      known = known || key == name;
     if (!known) fail(where + "." + key, "unknown key");
   }
 }
@@ -74,19 +75,23 @@ Behaviour parse_behaviour(const json& j, const std::string& where) {
     auto f = fault_from_string(j["fault"].get<std::string>());
     if (!f) {
       std::string names;
-      for (const auto& [fault, name] : kFaultNames) names += (names.empty() ? "" : ", ") + std::string(name);
-      fail(where + ".fault", "unknown fault \"" + j["fault"].get<std::string>() + "\" (known: " + names + ")");
+      for (const auto& [fault, name] : kFaultNames)
+        names += (names.empty() ? "" : ", ") + std::string(name);
+      fail(where + ".fault",
+           "unknown fault \"" + j["fault"].get<std::string>() + "\" (known: " + names + ")");
     }
     b.fault = *f;
   }
   if (j.contains("status")) {
     b.status = get_int(j, "status", where);
-    if (b.status < 100 || b.status > 599) fail(where + ".status", "must be an HTTP status 100..599");
+    if (b.status < 100 || b.status > 599)
+      fail(where + ".status", "must be an HTTP status 100..599");
   }
   if (j.contains("retry_after_s") && !j["retry_after_s"].is_null())
     b.retry_after_s = get_number(j, "retry_after_s", where, 0);
   if (j.contains("retry_delay") && !j["retry_delay"].is_null()) {
-    if (!j["retry_delay"].is_string()) fail(where + ".retry_delay", "must be a string like \"37s\"");
+    if (!j["retry_delay"].is_string())
+      fail(where + ".retry_delay", "must be a string like \"37s\"");
     b.retry_delay = j["retry_delay"].get<std::string>();
   }
   if (j.contains("times")) b.times = get_int(j, "times", where);
@@ -189,8 +194,10 @@ Scenario parse_scenario(const json& j) {
   if (j.contains("limits") && !j["limits"].is_null()) {
     const auto& l = j["limits"];
     check_keys(l, "scenario.limits", {"rpm", "tpm", "burst", "burst_tokens"});
-    if (l.contains("rpm")) s.limits.rpm = static_cast<std::int64_t>(get_number(l, "rpm", "scenario.limits", 0));
-    if (l.contains("tpm")) s.limits.tpm = static_cast<std::int64_t>(get_number(l, "tpm", "scenario.limits", 0));
+    if (l.contains("rpm"))
+      s.limits.rpm = static_cast<std::int64_t>(get_number(l, "rpm", "scenario.limits", 0));
+    if (l.contains("tpm"))
+      s.limits.tpm = static_cast<std::int64_t>(get_number(l, "tpm", "scenario.limits", 0));
     if (l.contains("burst") && !l["burst"].is_null())
       s.limits.burst = get_number(l, "burst", "scenario.limits", 1);
     if (l.contains("burst_tokens") && !l["burst_tokens"].is_null())
@@ -202,19 +209,23 @@ Scenario parse_scenario(const json& j) {
 
 json to_json(const Scenario& s) {
   json models = json::object();
-  for (const auto& [name, b] : s.models) models[name] = behaviour_json(b);
-  return {{"api_key", s.api_key ? json(*s.api_key) : json(nullptr)},
-          {"default", behaviour_json(s.fallback)},
-          {"models", models},
-          {"limits",
-           {{"rpm", s.limits.rpm},
-            {"tpm", s.limits.tpm},
-            {"burst", s.limits.burst ? json(*s.limits.burst) : json(nullptr)},
-            {"burst_tokens", s.limits.burst_tokens ? json(*s.limits.burst_tokens) : json(nullptr)}}},
-          {"seed", s.seed}};
+  for (const auto& [name, b] : s.models)
+    models[name] = behaviour_json(b);
+  return {
+      {"api_key", s.api_key ? json(*s.api_key) : json(nullptr)},
+      {"default", behaviour_json(s.fallback)},
+      {"models", models},
+      {"limits",
+       {{"rpm", s.limits.rpm},
+        {"tpm", s.limits.tpm},
+        {"burst", s.limits.burst ? json(*s.limits.burst) : json(nullptr)},
+        {"burst_tokens", s.limits.burst_tokens ? json(*s.limits.burst_tokens) : json(nullptr)}}},
+      {"seed", s.seed}};
 }
 
-ScenarioState::ScenarioState(Scenario scenario) { replace(std::move(scenario)); }
+ScenarioState::ScenarioState(Scenario scenario) {
+  replace(std::move(scenario));
+}
 
 void ScenarioState::replace(Scenario scenario) {
   std::lock_guard lock(mutex_);
@@ -227,6 +238,11 @@ void ScenarioState::replace(Scenario scenario) {
 Scenario ScenarioState::current() const {
   std::lock_guard lock(mutex_);
   return scenario_;
+}
+
+std::optional<std::string> ScenarioState::api_key() const {
+  std::lock_guard lock(mutex_);
+  return scenario_.api_key;
 }
 
 ScenarioState::Decision ScenarioState::decide(const std::string& model,

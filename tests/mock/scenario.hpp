@@ -54,10 +54,10 @@ bool is_error_fault(Fault fault);
 // How one model (or the default) behaves. Times are milliseconds unless the name says seconds.
 struct Behaviour {
   Fault fault = Fault::none;
-  int status = 503;                      // for Fault::status
-  std::optional<double> retry_after_s;   // retry-after (+ retry-after-ms) on fault replies
-  std::string retry_delay;               // Gemini RetryInfo.retryDelay, e.g. "37s"
-  int times = 0;                         // fault only the first N matching requests; 0 = always
+  int status = 503;                     // for Fault::status
+  std::optional<double> retry_after_s;  // retry-after (+ retry-after-ms) on fault replies
+  std::string retry_delay;              // Gemini RetryInfo.retryDelay, e.g. "37s"
+  int times = 0;                        // fault only the first N matching requests; 0 = always
   std::optional<std::pair<double, double>> outage;  // fault only in [from_s, to_s) of scenario age
   int latency_ms = 0;
   int latency_jitter_ms = 0;
@@ -99,6 +99,8 @@ class ScenarioState {
   // Replaces the scenario wholesale: fault counters, RNG and the outage clock start afresh.
   void replace(Scenario scenario);
   Scenario current() const;
+  // The scenario's api_key, without copying the whole scenario on every request.
+  std::optional<std::string> api_key() const;
 
   struct Decision {
     Behaviour behaviour;

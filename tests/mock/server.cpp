@@ -16,8 +16,8 @@ using nlohmann::json;
 
 // Models every mock lists, so a zero-config detour finds the usual names.
 const std::vector<std::string> kDefaultModels = {
-    "mock-1",           "mock-2",           "gpt-4o",          "gpt-4o-mini",
-    "claude-sonnet-4-5", "claude-haiku-4-5", "gemini-2.0-flash", "gemini-2.5-flash",
+    "mock-1",           "mock-2",           "gpt-4o",           "gpt-4o-mini", "claude-sonnet-4-5",
+    "claude-haiku-4-5", "gemini-2.0-flash", "gemini-2.5-flash",
 };
 
 void send_json(httplib::Response& res, int status, const json& body) {
@@ -37,13 +37,14 @@ void Shared::replace_scenario(Scenario s) {
 }
 
 std::optional<std::string> Shared::api_key() {
-  auto s = scenario.current();
-  return s.api_key ? s.api_key : options.api_key;
+  auto key = scenario.api_key();
+  return key ? key : options.api_key;
 }
 
 std::vector<std::string> Shared::known_models() {
   std::set<std::string> names(kDefaultModels.begin(), kDefaultModels.end());
-  for (const auto& [name, b] : scenario.current().models) names.insert(name);
+  for (const auto& [name, b] : scenario.current().models)
+    names.insert(name);
   return {names.begin(), names.end()};
 }
 
@@ -56,8 +57,7 @@ std::string Shared::next_request_id() {
 
 bool Shared::sleep_ms(int ms) {
   std::unique_lock lock(stop_mutex_);
-  if (ms > 0)
-    stop_cv_.wait_for(lock, std::chrono::milliseconds(ms), [this] { return stopping_; });
+  if (ms > 0) stop_cv_.wait_for(lock, std::chrono::milliseconds(ms), [this] { return stopping_; });
   return !stopping_;
 }
 
@@ -76,17 +76,17 @@ Server::Server(ServerOptions options, Scenario scenario)
   http_.set_keep_alive_timeout(5);
   http_.set_read_timeout(30);
   http_.set_write_timeout(30);
-  http_.set_exception_handler([](const httplib::Request&, httplib::Response& res,
-                                 std::exception_ptr ep) {
-    std::string what = "unknown exception";
-    try {
-      if (ep) std::rethrow_exception(ep);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
-    send_json(res, 500, {{"error", {{"message", "detour-mock internal error: " + what}}}});
-  });
+  http_.set_exception_handler(
+      [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+        std::string what = "unknown exception";
+        try {
+          if (ep) std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        send_json(res, 500, {{"error", {{"message", "detour-mock internal error: " + what}}}});
+      });
   add_routes();
 }
 
@@ -116,22 +116,25 @@ void Server::add_routes() {
   };
   http_.Get("/v1/models", list);
   http_.Get("/models", list);
-  http_.Get(R"(/v1/models/(.+))", [&sh, list_protocol](const httplib::Request& req, httplib::Response& res) {
-    handle_models(sh, list_protocol(req), req, res, std::string(req.matches[1]));
-  });
+  http_.Get(R"(/v1/models/(.+))",
+            [&sh, list_protocol](const httplib::Request& req, httplib::Response& res) {
+              handle_models(sh, list_protocol(req), req, res, std::string(req.matches[1]));
+            });
   http_.Get("/v1beta/models", [&sh](const httplib::Request& req, httplib::Response& res) {
     handle_models(sh, Protocol::gemini, req, res, std::nullopt);
   });
-  http_.Get(R"(/v1beta/models/([^/:]+))", [&sh](const httplib::Request& req, httplib::Response& res) {
-    handle_models(sh, Protocol::gemini, req, res, std::string(req.matches[1]));
-  });
+  http_.Get(R"(/v1beta/models/([^/:]+))",
+            [&sh](const httplib::Request& req, httplib::Response& res) {
+              handle_models(sh, Protocol::gemini, req, res, std::string(req.matches[1]));
+            });
 
   http_.Get("/_mock/scenario", [&sh](const httplib::Request&, httplib::Response& res) {
     send_json(res, 200, to_json(sh.scenario.current()));
   });
   http_.Post("/_mock/scenario", [&sh](const httplib::Request& req, httplib::Response& res) {
     json body = req.body.empty() ? json::object() : json::parse(req.body, nullptr, false);
-    if (body.is_discarded()) return send_json(res, 400, {{"error", "scenario: body is not valid JSON"}});
+    if (body.is_discarded())
+      return send_json(res, 400, {{"error", "scenario: body is not valid JSON"}});
     try {
       Scenario s = parse_scenario(body);
       sh.replace_scenario(s);
@@ -154,12 +157,15 @@ void Server::add_routes() {
 
 int Server::bind() {
   const auto& o = shared_.options;
-  port_ = o.port == 0 ? http_.bind_to_any_port(o.host) : (http_.bind_to_port(o.host, o.port) ? o.port : -1);
+  port_ = o.port == 0 ? http_.bind_to_any_port(o.host)
+                      : (http_.bind_to_port(o.host, o.port) ? o.port : -1);
   if (port_ > 0) raise_backlog(port_);
   return port_;
 }
 
-bool Server::serve() { return port_ > 0 && http_.listen_after_bind(); }
+bool Server::serve() {
+  return port_ > 0 && http_.listen_after_bind();
+}
 
 void Server::stop() {
   shared_.begin_stop();

@@ -85,7 +85,8 @@ void raise_backlog(int port) {
     int accepting = 0;
     socklen_t len = sizeof accepting;
     Endpoint local;
-    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0 || !accepting) return false;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0 || !accepting)
+      return false;
     if (!local_endpoint(fd, local) || local.port != port) return false;
     ::listen(fd, 1024);  // Linux applies a new backlog to an already listening socket
     return true;

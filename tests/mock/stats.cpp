@@ -39,29 +39,24 @@ nlohmann::json Stats::to_json() const {
   std::lock_guard lock(mutex_);
   nlohmann::json received = nlohmann::json::array();
   for (const auto& r : received_) {
-    received.push_back({{"t_ms", r.t_ms},
-                        {"method", r.method},
-                        {"path", r.path},
-                        {"model", r.model},
-                        {"stream", r.stream},
-                        {"status", r.status},
-                        {"prompt", r.prompt},
-                        {"system", r.system},
-                        {"max_tokens", r.max_tokens ? nlohmann::json(*r.max_tokens) : nlohmann::json()},
-                        {"json", r.json_mode},
-                        {"auth", r.auth.empty() ? nlohmann::json() : nlohmann::json(r.auth)},
-                        {"fault", r.fault.empty() ? nlohmann::json() : nlohmann::json(r.fault)},
-                        {"params", r.params}});
+    received.push_back(
+        {{"t_ms", r.t_ms},
+         {"method", r.method},
+         {"path", r.path},
+         {"model", r.model},
+         {"stream", r.stream},
+         {"status", r.status},
+         {"prompt", r.prompt},
+         {"system", r.system},
+         {"max_tokens", r.max_tokens ? nlohmann::json(*r.max_tokens) : nlohmann::json()},
+         {"json", r.json_mode},
+         {"auth", r.auth.empty() ? nlohmann::json() : nlohmann::json(r.auth)},
+         {"fault", r.fault.empty() ? nlohmann::json() : nlohmann::json(r.fault)},
+         {"params", r.params}});
   }
-  return {{"requests", requests_},
-          {"by_status", by_status_},
-          {"by_model", by_model_},
-          {"by_path", by_path_},
-          {"rate_limited", rate_limited_},
-          {"faults", faults_},
-          {"in_flight", in_flight_},
-          {"max_in_flight", max_in_flight_},
-          {"received", received}};
+  return {{"requests", requests_},   {"by_status", by_status_},         {"by_model", by_model_},
+          {"by_path", by_path_},     {"rate_limited", rate_limited_},   {"faults", faults_},
+          {"in_flight", in_flight_}, {"max_in_flight", max_in_flight_}, {"received", received}};
 }
 
 void Stats::reset() {
