@@ -199,7 +199,7 @@ TEST_CASE("a POST arrives intact and the response comes back", "[transport]") {
     CHECK(seen.user_agent == std::string("detour/") + DETOUR_VERSION);
   }
 
-  SECTION("a large body is sent at once and a compressed reply is decoded") {
+  SECTION("a large body is sent at once and no compression is asked for") {
     HttpRequest request;
     request.url = server.url("/echo");
     request.headers = {{"content-type", "application/json"}};
@@ -207,7 +207,7 @@ TEST_CASE("a POST arrives intact and the response comes back", "[transport]") {
     const HttpResponse response = exchange(*transport, request);
     CHECK(response.transport == TransportStatus::ok);
     CHECK(response.body.size() == request.body.size() + 5);
-    CHECK(find_header(response.headers, "content-encoding").has_value());
+    CHECK_FALSE(find_header(response.headers, "content-encoding").has_value());
     std::lock_guard lock(mutex);
     CHECK(seen.body.size() == request.body.size());
     CHECK(seen.expect.empty());  // no one-second wait for "100 Continue"
