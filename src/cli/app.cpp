@@ -23,11 +23,13 @@ namespace {
 void add_global_options(CLI::App& app, GlobalOptions& global) {
   app.add_option("-c,--config", global.config_path,
                  "Config file (default: $DETOUR_CONFIG, else $XDG_CONFIG_HOME/detour/config.toml)");
-  app.add_flag("-v,--verbose", global.verbose, "Print every attempt and decision on stderr (repeat for more)");
+  app.add_flag("-v,--verbose", global.verbose,
+               "Print every attempt and decision on stderr (repeat for more)");
   app.add_flag("-q,--quiet", global.quiet, "Only errors on stderr");
   app.add_option("--log-format", global.log_format, "stderr lines as text or JSON objects")
       ->check(CLI::IsMember({"text", "json"}));
-  app.add_flag("--no-color", global.no_color, "No colour (also NO_COLOR, TERM=dumb, non-TTY stderr)");
+  app.add_flag("--no-color", global.no_color,
+               "No colour (also NO_COLOR, TERM=dumb, non-TTY stderr)");
 }
 
 void print_error(const std::string& message) {
@@ -37,7 +39,8 @@ void print_error(const std::string& message) {
 }  // namespace
 
 int run(int argc, char** argv) {
-  CLI::App app{"detour: answers from LLM APIs that are rate limited, overloaded, slow, down or wrong"};
+  CLI::App app{
+      "detour: answers from LLM APIs that are rate limited, overloaded, slow, down or wrong"};
   app.name("detour");
   app.set_version_flag("--version", std::string("detour ") + DETOUR_VERSION);
   app.require_subcommand(1);

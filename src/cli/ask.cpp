@@ -20,8 +20,10 @@ CLI::App* add_ask_command(CLI::App& app, AskOptions& o) {
   ask->add_option("-s,--system", o.system, "System prompt");
   ask->add_option("-f,--file", o.files, "Append a file's contents to the prompt (- is stdin)")
       ->allow_extra_args(false);
-  ask->add_option("--max-tokens", o.max_tokens, "Maximum answer tokens")->check(CLI::PositiveNumber);
-  ask->add_option("--temperature", o.temperature, "Sampling temperature")->check(CLI::Range(0.0, 2.0));
+  ask->add_option("--max-tokens", o.max_tokens, "Maximum answer tokens")
+      ->check(CLI::PositiveNumber);
+  ask->add_option("--temperature", o.temperature, "Sampling temperature")
+      ->check(CLI::Range(0.0, 2.0));
   ask->add_option("-o,--option", o.params, "Extra request body parameter KEY=VALUE (repeatable)")
       ->allow_extra_args(false);
   ask->add_flag("--json", o.json, "Print one JSON object with the answer, usage and attempts");
@@ -31,7 +33,8 @@ CLI::App* add_ask_command(CLI::App& app, AskOptions& o) {
   ask->add_option("--timeout", o.timeout, "One attempt's time limit (default 60s)");
   ask->add_option("--deadline", o.deadline, "The whole call's time limit (default 5m)");
   ask->add_flag("--no-fallback", o.no_fallback, "Use only the first target of the chain");
-  ask->add_flag("--no-degrade", o.no_degrade, "Never move to a target of a lower tier than the first");
+  ask->add_flag("--no-degrade", o.no_degrade,
+                "Never move to a target of a lower tier than the first");
   return ask;
 }
 
@@ -86,8 +89,9 @@ class AskObserver final : public engine::CallObserver {
   AskObserver(io::Logger& log, bool print_live) : log_(log), print_live_(print_live) {}
 
   void on_attempt_start(const config::ResolvedTarget& target, int number) override {
-    log_.verbose(2, "attempt " + std::to_string(number) + ": " + target.target.name() + ": sending",
-                 {{"event", "attempt_start"}, {"attempt", number}, {"target", target.target.name()}});
+    log_.verbose(
+        2, "attempt " + std::to_string(number) + ": " + target.target.name() + ": sending",
+        {{"event", "attempt_start"}, {"attempt", number}, {"target", target.target.name()}});
     number_ = number;
     last_char_ = '\n';
   }
@@ -103,15 +107,19 @@ class AskObserver final : public engine::CallObserver {
   void on_attempt_end(const engine::AttemptRecord& a, std::string_view decision) override {
     const bool ok = a.error == engine::ErrorClass::none;
     std::string status = a.status ? std::to_string(*a.status) : "no reply";
-    std::string line = "attempt " + std::to_string(number_) + ": " + a.provider + "/" + a.model +
-                       ": " + status;
+    std::string line =
+        "attempt " + std::to_string(number_) + ": " + a.provider + "/" + a.model + ": " + status;
     if (!ok) line += " " + std::string(engine::to_string(a.error)) + " (" + a.message + ")";
     line += " in " + format_duration(a.latency) + ": " + std::string(decision);
-    log_.verbose(1, line,
-                 {{"event", "attempt"}, {"attempt", number_}, {"target", a.provider + "/" + a.model},
-                  {"status", a.status ? nlohmann::json(*a.status) : nlohmann::json(nullptr)},
-                  {"error", ok ? nlohmann::json(nullptr) : nlohmann::json(engine::to_string(a.error))},
-                  {"latency_ms", a.latency.count()}, {"decision", decision}});
+    log_.verbose(
+        1, line,
+        {{"event", "attempt"},
+         {"attempt", number_},
+         {"target", a.provider + "/" + a.model},
+         {"status", a.status ? nlohmann::json(*a.status) : nlohmann::json(nullptr)},
+         {"error", ok ? nlohmann::json(nullptr) : nlohmann::json(engine::to_string(a.error))},
+         {"latency_ms", a.latency.count()},
+         {"decision", decision}});
     if (!ok && a.printed_text && print_live_) {
       end_line();
       log_.warning("the stream from " + a.provider + "/" + a.model +
@@ -173,8 +181,8 @@ int run_ask(const GlobalOptions& global, const AskOptions& o) {
   engine::CallResult result = engine::run_call(*transport, clock, std::move(spec), observer);
 
   if (o.json) {
-    std::string out = result_to_json(result, chain).dump(-1, ' ', false,
-                                                         nlohmann::json::error_handler_t::replace);
+    std::string out = result_to_json(result, chain)
+                          .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     std::fwrite(out.data(), 1, out.size(), stdout);
     std::fputc('\n', stdout);
   } else if (result.ok && !print_live) {

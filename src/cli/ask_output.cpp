@@ -25,9 +25,11 @@ nlohmann::ordered_json attempt_to_json(const engine::AttemptRecord& attempt) {
 
 }  // namespace
 
-nlohmann::ordered_json result_to_json(const engine::CallResult& result, const config::Chain& chain) {
+nlohmann::ordered_json result_to_json(const engine::CallResult& result,
+                                      const config::Chain& chain) {
   nlohmann::ordered_json attempts = nlohmann::ordered_json::array();
-  for (const auto& attempt : result.attempts) attempts.push_back(attempt_to_json(attempt));
+  for (const auto& attempt : result.attempts)
+    attempts.push_back(attempt_to_json(attempt));
 
   nlohmann::ordered_json out;
   out["ok"] = result.ok;
@@ -42,8 +44,9 @@ nlohmann::ordered_json result_to_json(const engine::CallResult& result, const co
     }
     out["route"] = optional_json(chain.route);
     out["degraded"] = result.degraded;
-    out["finish_reason"] = reply.finish_reason.empty() ? nlohmann::ordered_json(nullptr)
-                                                       : nlohmann::ordered_json(reply.finish_reason);
+    out["finish_reason"] = reply.finish_reason.empty()
+                               ? nlohmann::ordered_json(nullptr)
+                               : nlohmann::ordered_json(reply.finish_reason);
     out["usage"] = {{"input_tokens", optional_json(reply.usage.input_tokens)},
                     {"output_tokens", optional_json(reply.usage.output_tokens)}};
     out["cost_usd"] = optional_json(result.cost_usd);

@@ -95,6 +95,7 @@ struct Chain {
 // Resolves -m names (each a route, provider/model, or bare model; "a,b" lists allowed) into
 // an ordered chain with duplicates removed. Empty names: [defaults] model. Unknown names,
 // unknown providers and unset API key variables throw ConfigError naming them.
-Chain resolve_chain(const Config& config, const std::vector<std::string>& names, const EnvLookup& env);
+Chain resolve_chain(const Config& config, const std::vector<std::string>& names,
+                    const EnvLookup& env);
 
 }  // namespace detour::config

@@ -37,7 +37,7 @@ std::optional<double> take_unit_ms(std::string_view& text) {
   static constexpr struct {
     std::string_view unit;
     double ms;
-  } kUnits[] = {{"ms", 1.0}, {"us", 0.001}, {"µs", 0.001}, {"ns", 0.000001},
+  } kUnits[] = {{"ms", 1.0},      {"us", 0.001},  {"µs", 0.001}, {"ns", 0.000001},
                 {"h", 3600000.0}, {"m", 60000.0}, {"s", 1000.0}};
   for (const auto& u : kUnits) {
     if (text.substr(0, u.unit.size()) == u.unit) {
@@ -51,8 +51,10 @@ std::optional<double> take_unit_ms(std::string_view& text) {
 }  // namespace
 
 std::optional<Millis> parse_duration(std::string_view text) {
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.remove_suffix(1);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())))
+    text.remove_prefix(1);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())))
+    text.remove_suffix(1);
   if (text.empty()) return std::nullopt;
 
   double total_ms = 0;

@@ -8,11 +8,11 @@ namespace detour {
 
 enum class ExitCode : int {
   ok = 0,
-  failed = 1,           // the call failed after everything allowed was tried
-  usage = 2,            // bad flags, no prompt, unreadable input file
-  config = 3,           // bad TOML, unknown provider/route, missing API key variable
-  request_rejected = 4, // bad request / context too long / content policy on every target
-  auth = 5,             // authentication refused on every target tried
+  failed = 1,            // the call failed after everything allowed was tried
+  usage = 2,             // bad flags, no prompt, unreadable input file
+  config = 3,            // bad TOML, unknown provider/route, missing API key variable
+  request_rejected = 4,  // bad request / context too long / content policy on every target
+  auth = 5,              // authentication refused on every target tried
   interrupted = 130,
 };
 

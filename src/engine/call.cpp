@@ -107,7 +107,8 @@ void Call::start_attempt() {
   if (spec_.stream) {
     handler.on_headers = [attempt](int status, const net::Headers&) {
       attempt->status = status;
-      if (status >= 200 && status < 300) attempt->decoder = attempt->protocol->make_stream_decoder();
+      if (status >= 200 && status < 300)
+        attempt->decoder = attempt->protocol->make_stream_decoder();
     };
     handler.on_body = [attempt](std::string_view chunk) {
       if (!attempt->owner) return false;
@@ -178,13 +179,13 @@ void Call::complete_attempt(net::HttpResponse response) {
       }
     }
   } else {
-    const std::string& body = attempt->decoder || !attempt->error_body.empty()
-                                  ? attempt->error_body
-                                  : response.body;
+    const std::string& body =
+        attempt->decoder || !attempt->error_body.empty() ? attempt->error_body : response.body;
     auto error = protocol->parse_error(response.status, body);
     auto headers = providers::parse_rate_limit_headers(response.headers, clock_.wall_now());
     record.error = classify_http_error(response.status, error, headers);
-    record.message = error.message.empty() ? "HTTP " + std::to_string(response.status) : error.message;
+    record.message =
+        error.message.empty() ? "HTTP " + std::to_string(response.status) : error.message;
   }
   record.message = redact(std::move(record.message), {target.api_key});
 
@@ -200,7 +201,8 @@ void Call::complete_attempt(net::HttpResponse response) {
   bool more = next_target_ < spec_.chain.targets.size();
   bool in_time = time_left() > Millis(0);
   if (more && in_time && decide_after_failure(record) == NextStep::next_target) {
-    observer_.on_attempt_end(record, "next target " + spec_.chain.targets[next_target_].target.name());
+    observer_.on_attempt_end(record,
+                             "next target " + spec_.chain.targets[next_target_].target.name());
     start_attempt();
     return;
   }
@@ -219,7 +221,8 @@ void Call::finish_success(providers::ChatReply reply) {
   result_.latency = duration_cast<Millis>(clock_.now() - started_);
   result_.cost_usd = cost_of(target.model, reply.usage);
   const auto& first = spec_.chain.targets.front();
-  result_.degraded = first.model.tier && target.model.tier && *target.model.tier < *first.model.tier;
+  result_.degraded =
+      first.model.tier && target.model.tier && *target.model.tier < *first.model.tier;
   result_.reply = std::move(reply);
   auto done = std::move(done_);
   done(std::move(result_));

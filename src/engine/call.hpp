@@ -38,7 +38,7 @@ struct CallResult {
   bool ok = false;
   providers::ChatReply reply;
   std::optional<config::ResolvedTarget> target;  // the target that answered
-  bool degraded = false;  // answered by a lower tier than the first target
+  bool degraded = false;                         // answered by a lower tier than the first target
   std::optional<double> cost_usd;
   ErrorClass error = ErrorClass::none;  // on failure: the class that ended the call
   std::optional<int> status;

@@ -8,24 +8,42 @@ namespace detour::engine {
 
 std::string_view to_string(ErrorClass c) {
   switch (c) {
-    case ErrorClass::none: return "none";
-    case ErrorClass::rate_limited: return "rate_limited";
-    case ErrorClass::quota_exhausted: return "quota_exhausted";
-    case ErrorClass::overloaded: return "overloaded";
-    case ErrorClass::server_error: return "server_error";
-    case ErrorClass::timeout: return "timeout";
-    case ErrorClass::connection: return "connection";
-    case ErrorClass::auth: return "auth";
-    case ErrorClass::not_found: return "not_found";
-    case ErrorClass::bad_request: return "bad_request";
-    case ErrorClass::context_length: return "context_length";
-    case ErrorClass::content_filter: return "content_filter";
-    case ErrorClass::invalid_response: return "invalid_response";
-    case ErrorClass::empty_response: return "empty_response";
-    case ErrorClass::refusal: return "refusal";
-    case ErrorClass::schema_mismatch: return "schema_mismatch";
-    case ErrorClass::truncated: return "truncated";
-    case ErrorClass::cancelled: return "cancelled";
+    case ErrorClass::none:
+      return "none";
+    case ErrorClass::rate_limited:
+      return "rate_limited";
+    case ErrorClass::quota_exhausted:
+      return "quota_exhausted";
+    case ErrorClass::overloaded:
+      return "overloaded";
+    case ErrorClass::server_error:
+      return "server_error";
+    case ErrorClass::timeout:
+      return "timeout";
+    case ErrorClass::connection:
+      return "connection";
+    case ErrorClass::auth:
+      return "auth";
+    case ErrorClass::not_found:
+      return "not_found";
+    case ErrorClass::bad_request:
+      return "bad_request";
+    case ErrorClass::context_length:
+      return "context_length";
+    case ErrorClass::content_filter:
+      return "content_filter";
+    case ErrorClass::invalid_response:
+      return "invalid_response";
+    case ErrorClass::empty_response:
+      return "empty_response";
+    case ErrorClass::refusal:
+      return "refusal";
+    case ErrorClass::schema_mismatch:
+      return "schema_mismatch";
+    case ErrorClass::truncated:
+      return "truncated";
+    case ErrorClass::cancelled:
+      return "cancelled";
   }
   return "unknown";
 }
@@ -77,8 +95,7 @@ constexpr std::array kTypeRules = {
 
 bool message_says_context_too_long(std::string_view message_lower) {
   return contains(message_lower, "prompt is too long") ||
-         contains(message_lower, "context length") ||
-         contains(message_lower, "context_length") ||
+         contains(message_lower, "context length") || contains(message_lower, "context_length") ||
          contains(message_lower, "maximum context") ||
          (contains(message_lower, "input token count") && contains(message_lower, "exceeds"));
 }
@@ -124,16 +141,20 @@ ErrorClass classify_http_error(int status, const providers::ProviderError& error
 
 ErrorClass classify_transport(net::TransportStatus status) {
   switch (status) {
-    case net::TransportStatus::ok: return ErrorClass::none;
+    case net::TransportStatus::ok:
+      return ErrorClass::none;
     case net::TransportStatus::connect_timeout:
     case net::TransportStatus::first_byte_timeout:
-    case net::TransportStatus::timeout: return ErrorClass::timeout;
-    case net::TransportStatus::cancelled: return ErrorClass::cancelled;
+    case net::TransportStatus::timeout:
+      return ErrorClass::timeout;
+    case net::TransportStatus::cancelled:
+      return ErrorClass::cancelled;
     case net::TransportStatus::connect_failed:
     case net::TransportStatus::dns_failed:
     case net::TransportStatus::tls_failed:
     case net::TransportStatus::connection_reset:
-    case net::TransportStatus::other: return ErrorClass::connection;
+    case net::TransportStatus::other:
+      return ErrorClass::connection;
   }
   return ErrorClass::connection;
 }

@@ -21,11 +21,11 @@ bool stderr_wants_color(bool no_color_flag);
 
 class Logger {
  public:
-  explicit Logger(LogSettings settings, std::FILE* out = stderr)
-      : settings_(settings), out_(out) {}
+  explicit Logger(LogSettings settings, std::FILE* out = stderr) : settings_(settings), out_(out) {}
 
   // level: 1 = -v, 2 = -vv, 3 = -vvv. `fields` go into JSON lines as they are.
-  void verbose(int level, std::string_view message, nlohmann::json fields = nlohmann::json::object());
+  void verbose(int level, std::string_view message,
+               nlohmann::json fields = nlohmann::json::object());
   void warning(std::string_view message, nlohmann::json fields = nlohmann::json::object());
   void error(std::string_view message, nlohmann::json fields = nlohmann::json::object());
 

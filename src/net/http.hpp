@@ -29,8 +29,8 @@ struct HttpRequest {
 
 // How the exchange ended at the transport level, before any HTTP meaning.
 enum class TransportStatus {
-  ok,                  // a complete HTTP response arrived (any status code)
-  connect_failed,      // refused, unreachable
+  ok,              // a complete HTTP response arrived (any status code)
+  connect_failed,  // refused, unreachable
   dns_failed,
   tls_failed,
   connect_timeout,

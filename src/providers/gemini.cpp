@@ -360,25 +360,16 @@ class GeminiProtocol final : public Protocol {
   }
 
   net::HttpRequest build_models_request(const Endpoint& endpoint) const override {
-    net::HttpRequest http;
-    http.method = "GET";
     // Paginated, 50 per page by default; 1000 is the maximum and covers every model.
-    http.url = detail::trim_base(endpoint.base_url) + "/v1beta/models?pageSize=1000";
-    http.headers = auth_headers(endpoint);
-    http.headers.emplace_back("accept", "application/json");
-    return http;
+    return detail::json_get(detail::trim_base(endpoint.base_url) + "/v1beta/models?pageSize=1000",
+                            auth_headers(endpoint));
   }
 
   std::vector<std::string> parse_models(std::string_view body) const override {
     std::vector<std::string> ids;
-    auto doc = parse_json(body);
-    if (!doc) return ids;
-    if (const json* models = find_array(*doc, "models")) {
-      for (const auto& model : *models) {
-        std::string full = get_string(model, "name");
-        std::string_view name = strip_models_prefix(full);
-        if (!name.empty()) ids.emplace_back(name);
-      }
+    for (const auto& full : detail::strings_in_list(body, "models", "name")) {
+      std::string_view name = strip_models_prefix(full);
+      if (!name.empty()) ids.emplace_back(name);
     }
     return ids;
   }

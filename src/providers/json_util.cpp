@@ -179,4 +179,27 @@ void SseStreamDecoder::mark_malformed(std::string_view what) {
   if (state_.problem.empty()) state_.problem = std::string(what);
 }
 
+net::HttpRequest json_get(std::string url, net::Headers headers) {
+  net::HttpRequest http;
+  http.method = "GET";
+  http.url = std::move(url);
+  http.headers = std::move(headers);
+  http.headers.emplace_back("accept", "application/json");
+  return http;
+}
+
+std::vector<std::string> strings_in_list(std::string_view body, std::string_view array_key,
+                                         std::string_view field) {
+  std::vector<std::string> values;
+  auto doc = parse_json(body);
+  if (!doc) return values;
+  if (const json* list = find_array(*doc, array_key)) {
+    for (const auto& item : *list) {
+      std::string value = get_string(item, field);
+      if (!value.empty()) values.push_back(std::move(value));
+    }
+  }
+  return values;
+}
+
 }  // namespace detour::providers::detail

@@ -40,6 +40,14 @@ void merge_extra(json& body, const json& extra);
 // The base URL without trailing slashes, so "http://host/v1/" + "/models" stays well formed.
 std::string trim_base(std::string_view base_url);
 
+// A GET asking for JSON (the model lists), with the protocol's auth headers.
+net::HttpRequest json_get(std::string url, net::Headers headers);
+
+// The non-empty string `field` of each object in the top-level array `array_key`:
+// {"data":[{"id":…}]} for OpenAI and Anthropic model lists, {"models":[{"name":…}]} for Gemini.
+std::vector<std::string> strings_in_list(std::string_view body, std::string_view array_key,
+                                         std::string_view field);
+
 // The first ~max_bytes of a body, whitespace runs collapsed to one space and trimmed, cut at a
 // UTF-8 character boundary: enough of an HTML error page to say who answered.
 std::string snippet(std::string_view body, size_t max_bytes = 200);

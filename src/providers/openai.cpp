@@ -295,25 +295,12 @@ class OpenAiProtocol final : public Protocol {
   }
 
   net::HttpRequest build_models_request(const Endpoint& endpoint) const override {
-    net::HttpRequest http;
-    http.method = "GET";
-    http.url = detail::trim_base(endpoint.base_url) + "/models";
-    http.headers = auth_headers(endpoint);
-    http.headers.emplace_back("accept", "application/json");
-    return http;
+    return detail::json_get(detail::trim_base(endpoint.base_url) + "/models",
+                            auth_headers(endpoint));
   }
 
   std::vector<std::string> parse_models(std::string_view body) const override {
-    std::vector<std::string> ids;
-    auto doc = parse_json(body);
-    if (!doc) return ids;
-    if (const json* data = find_array(*doc, "data")) {
-      for (const auto& model : *data) {
-        std::string id = get_string(model, "id");
-        if (!id.empty()) ids.push_back(std::move(id));
-      }
-    }
-    return ids;
+    return detail::strings_in_list(body, "data", "id");
   }
 
  private:

@@ -29,7 +29,7 @@ struct ChatRequest {
   std::optional<int64_t> max_tokens;  // Anthropic requires one: kAnthropicDefaultMaxTokens
   std::optional<double> temperature;
   nlohmann::json extra = nlohmann::json::object();  // -o KEY=VALUE, merged into the body last
-  bool json_output = false;  // ask for a JSON object as the answer
+  bool json_output = false;                         // ask for a JSON object as the answer
   std::optional<nlohmann::json> schema;  // JSON Schema for the answer (implies json_output)
   bool stream = false;
 };
@@ -56,7 +56,7 @@ struct ProviderError {
   std::string message;  // provider's message, for people
   std::optional<Millis> retry_delay;   // Gemini RetryInfo.retryDelay
   std::vector<std::string> quota_ids;  // Gemini QuotaFailure violations[].quotaId
-  bool recognised = false;  // the body was this protocol's error JSON
+  bool recognised = false;             // the body was this protocol's error JSON
 };
 
 // Everything the rate-limit and retry headers of any provider said, in one place.
@@ -80,7 +80,7 @@ RateLimitInfo parse_rate_limit_headers(const net::Headers& headers,
 
 // What a streamed reply has said so far.
 struct StreamState {
-  ChatReply reply;   // content accumulated so far, finish reason and usage once known
+  ChatReply reply;        // content accumulated so far, finish reason and usage once known
   bool complete = false;  // the protocol's end was seen ([DONE], message_stop, final chunk)
   std::optional<ProviderError> error;  // an error event arrived mid-stream
   // Why the stream is not well formed (an event whose data does not parse); empty when it is.
@@ -93,7 +93,8 @@ class StreamDecoder {
  public:
   virtual ~StreamDecoder() = default;
   // Feeds raw bytes; on_text is called with each new piece of answer text, in order.
-  virtual void feed(std::string_view bytes, const std::function<void(std::string_view)>& on_text) = 0;
+  virtual void feed(std::string_view bytes,
+                    const std::function<void(std::string_view)>& on_text) = 0;
   // The body ended: processes any last unterminated event.
   virtual void finish(const std::function<void(std::string_view)>& on_text) = 0;
   virtual const StreamState& state() const = 0;
@@ -115,7 +116,8 @@ class Protocol {
  public:
   virtual ~Protocol() = default;
   virtual std::string_view name() const = 0;
-  virtual net::HttpRequest build_request(const Endpoint& endpoint, const ChatRequest& request) const = 0;
+  virtual net::HttpRequest build_request(const Endpoint& endpoint,
+                                         const ChatRequest& request) const = 0;
   // Parses a 2xx body (leading blank lines tolerated).
   virtual ReplyResult parse_reply(std::string_view body) const = 0;
   // Parses a non-2xx body; an unrecognised body gives recognised=false and the status.

@@ -17,9 +17,11 @@ const char* kKey = "sk-test-SECRET-0123456789abcdef";
 std::string config_for(const MockServer& mock) {
   return "[providers.oa]\nprotocol = \"openai\"\nbase_url = \"" + mock.url() +
          "/v1\"\napi_key_env = \"TEST_KEY\"\n\n"
-         "[providers.an]\nprotocol = \"anthropic\"\nbase_url = \"" + mock.url() +
+         "[providers.an]\nprotocol = \"anthropic\"\nbase_url = \"" +
+         mock.url() +
          "\"\napi_key_env = \"TEST_KEY\"\n\n"
-         "[providers.ge]\nprotocol = \"gemini\"\nbase_url = \"" + mock.url() +
+         "[providers.ge]\nprotocol = \"gemini\"\nbase_url = \"" +
+         mock.url() +
          "\"\napi_key_env = \"TEST_KEY\"\n\n"
          "[models.\"oa/strong\"]\ntier = 3\ninput_cost = 2.5\noutput_cost = 10.0\n\n"
          "[models.\"oa/weak\"]\ntier = 1\n\n"
@@ -63,7 +65,8 @@ TEST_CASE("ask answers on each protocol, buffered and streamed", "[ask]") {
   for (const char* provider : {"oa", "an", "ge"}) {
     for (const char* mode : {"--no-stream", "--stream"}) {
       INFO(provider << " " << mode);
-      auto r = env.ask({"-m", std::string(provider) + "/m1", mode, "hello", "world"}, terminal_stdin());
+      auto r =
+          env.ask({"-m", std::string(provider) + "/m1", mode, "hello", "world"}, terminal_stdin());
       CHECK(r.exit_code == 0);
       CHECK(r.out == "mock reply to: hello world\n");
     }
@@ -104,7 +107,10 @@ TEST_CASE("every prompt source combination", "[ask]") {
       {"piped stdin", {}, piped("from pipe\n"), "from pipe"},
       {"words then stdin", {"summarise:"}, piped("body\n"), "summarise:\n\nbody"},
       {"file", {"-f", file_a}, terminal_stdin(), "file A"},
-      {"words, files in order", {"x", "-f", file_a, "-f", file_b}, terminal_stdin(), "x\n\nfile A\n\nfile B"},
+      {"words, files in order",
+       {"x", "-f", file_a, "-f", file_b},
+       terminal_stdin(),
+       "x\n\nfile A\n\nfile B"},
       {"-f - is stdin in its place", {"-f", "-", "-f", file_b}, piped("in\n"), "in\n\nfile B"},
       {"file then piped stdin", {"-f", file_a}, piped("tail"), "file A\n\ntail"},
       {"empty stdin adds nothing", {"only", "words"}, piped(""), "only words"},
@@ -185,13 +191,15 @@ TEST_CASE("the chain moves to the second target when the first fails", "[ask]") 
     TempDir dir;
     int port = detour::testing::free_port();
     std::string cfg = env.config;
-    std::string extra = dir.write("dead.toml",
-                                  config_for(env.mock) + "\n[providers.dead]\nprotocol = \"openai\"\n"
-                                  "base_url = \"http://127.0.0.1:" + std::to_string(port) + "/v1\"\n");
+    std::string extra = dir.write("dead.toml", config_for(env.mock) +
+                                                   "\n[providers.dead]\nprotocol = \"openai\"\n"
+                                                   "base_url = \"http://127.0.0.1:" +
+                                                   std::to_string(port) + "/v1\"\n");
     RunOptions o = terminal_stdin();
     o.env["TEST_KEY"] = kKey;
-    auto r2 = detour::testing::run({detour::testing::detour_bin(), "-c", extra, "ask", "--json",
-                                    "-m", "dead/x,oa/y", "hi"}, o);
+    auto r2 = detour::testing::run(
+        {detour::testing::detour_bin(), "-c", extra, "ask", "--json", "-m", "dead/x,oa/y", "hi"},
+        o);
     CHECK(r2.exit_code == 0);
     auto j = json::parse(r2.out);
     CHECK(j["attempts"][0]["error"] == "connection");
@@ -216,15 +224,19 @@ TEST_CASE("exit codes: usage 2, configuration 3, rejected 4, auth 5", "[ask]") {
   CHECK(r.exit_code == 3);
   CHECK_THAT(r.err, Catch::Contains("no-such-route"));
 
-  std::string bad = env.dir.write("bad.toml", "[providers.x]\nprotocol = \"openai\"\nbase_url = \"http://127.0.0.1:1/v1\"\nrpm = \"lots\"\n");
-  r = detour::testing::run({detour::testing::detour_bin(), "-c", bad, "ask", "hi"}, terminal_stdin());
+  std::string bad = env.dir.write("bad.toml",
+                                  "[providers.x]\nprotocol = \"openai\"\nbase_url = "
+                                  "\"http://127.0.0.1:1/v1\"\nrpm = \"lots\"\n");
+  r = detour::testing::run({detour::testing::detour_bin(), "-c", bad, "ask", "hi"},
+                           terminal_stdin());
   CHECK(r.exit_code == 3);
   CHECK_THAT(r.err, Catch::Contains("bad.toml:4:"));
   CHECK_THAT(r.err, Catch::Contains("rpm"));
 
   RunOptions no_key = terminal_stdin();
   no_key.env["TEST_KEY"] = "";
-  r = detour::testing::run({detour::testing::detour_bin(), "-c", env.config, "ask", "-m", "oa/x", "hi"}, no_key);
+  r = detour::testing::run(
+      {detour::testing::detour_bin(), "-c", env.config, "ask", "-m", "oa/x", "hi"}, no_key);
   CHECK(r.exit_code == 3);
   CHECK_THAT(r.err, Catch::Contains("TEST_KEY"));
 
@@ -241,7 +253,8 @@ TEST_CASE("zero-config: OPENAI_API_KEY and OPENAI_BASE_URL are enough", "[ask]")
   RunOptions o = terminal_stdin();
   o.env["OPENAI_API_KEY"] = kKey;
   o.env["OPENAI_BASE_URL"] = mock.url() + "/v1";
-  auto r = detour::testing::run({detour::testing::detour_bin(), "ask", "-m", "openai/gpt-4o-mini", "hi"}, o);
+  auto r = detour::testing::run(
+      {detour::testing::detour_bin(), "ask", "-m", "openai/gpt-4o-mini", "hi"}, o);
   CHECK(r.exit_code == 0);
   CHECK(r.out == "mock reply to: hi\n");
 }
@@ -267,10 +280,54 @@ TEST_CASE("an API key never appears in stdout or stderr, even at -vvv", "[ask]")
 
 TEST_CASE("-s, --max-tokens, --temperature and -o reach the provider", "[ask]") {
   Env env;
-  auto r = env.ask({"-m", "oa/m1", "--max-tokens", "2", "--json", "-s", "be brief", "--temperature", "0.2",
-                    "-o", "seed=7", "one", "two", "three"}, terminal_stdin());
+  for (const char* provider : {"oa", "an", "ge"}) {
+    INFO(provider);
+    env.mock.reset_stats();
+    auto r = env.ask({"-m", std::string(provider) + "/m1", "--max-tokens", "2", "--json", "-s",
+                      "be brief", "--temperature", "0.2", "-o", "seed=7", "one", "two", "three"},
+                     terminal_stdin());
+    REQUIRE(r.exit_code == 0);
+    auto j = json::parse(r.out);
+    CHECK(j["content"] == "mock reply");
+    CHECK(j["finish_reason"] == "length");
+    auto received = env.mock.stats()["received"];
+    REQUIRE(received.size() == 1);
+    CHECK(received[0]["system"] == "be brief");
+    CHECK(received[0]["prompt"] == "one two three");
+    CHECK(received[0]["max_tokens"] == 2);
+    std::string params = received[0]["params"].dump();
+    CHECK_THAT(params, Catch::Contains("0.2"));
+    CHECK_THAT(params, Catch::Contains("\"seed\":7"));
+  }
+}
+
+TEST_CASE("Anthropic gets a default max_tokens when none is given", "[ask]") {
+  Env env;
+  auto r = env.ask({"-m", "an/m1", "hi"}, terminal_stdin());
+  REQUIRE(r.exit_code == 0);
+  CHECK(env.mock.stats()["received"][0]["max_tokens"] == 4096);
+}
+
+TEST_CASE("a live stream that breaks after text was printed says so and prints the next answer",
+          "[ask]") {
+  Env env(json{{"models", {{"cut", {{"fault", "sse_cut"}}}}}});
+  auto r = env.ask({"--stream", "-m", "oa/cut", "-m", "an/whole", "one two three four five six"},
+                   terminal_stdin());
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.err, Catch::Contains("broke after its text was printed"));
+  // Whatever the cut stream printed comes first, on its own line, then the whole answer.
+  const std::string whole = "mock reply to: one two three four five six\n";
+  REQUIRE(r.out.size() > whole.size());
+  CHECK(r.out.substr(r.out.size() - whole.size()) == whole);
+  CHECK(r.out[r.out.size() - whole.size() - 1] == '\n');
+}
+
+TEST_CASE("a buffered answer never prints text from a failed stream", "[ask]") {
+  Env env(json{{"models", {{"cut", {{"fault", "sse_cut"}}}}}});
+  auto r = env.ask({"--json", "--stream", "-m", "oa/cut", "-m", "an/whole", "one two three"},
+                   terminal_stdin());
   REQUIRE(r.exit_code == 0);
   auto j = json::parse(r.out);
-  CHECK(j["content"] == "mock reply");
-  CHECK(j["finish_reason"] == "length");
+  CHECK(j["content"] == "mock reply to: one two three");
+  CHECK(j["attempts"][0]["error"] == "invalid_response");
 }

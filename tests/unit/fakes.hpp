@@ -21,8 +21,8 @@ class FakeClock final : public net::Clock {
 
  private:
   std::chrono::steady_clock::time_point steady_{std::chrono::hours(1000)};
-  std::chrono::system_clock::time_point wall_{std::chrono::sys_days{std::chrono::year{2026} /
-                                                                    11 / 22}};
+  std::chrono::system_clock::time_point wall_{
+      std::chrono::sys_days{std::chrono::year{2026} / 11 / 22}};
 };
 
 // What the fake server answers to one request.
@@ -71,7 +71,8 @@ class FakeTransport final : public net::Transport {
         deliver(p);
       } else {
         auto it = timers_.begin();
-        if (it->first > clock_.now()) clock_.advance(std::chrono::duration_cast<Millis>(it->first - clock_.now()));
+        if (it->first > clock_.now())
+          clock_.advance(std::chrono::duration_cast<Millis>(it->first - clock_.now()));
         auto callback = std::move(it->second.second);
         timers_.erase(it);
         callback();
@@ -127,7 +128,8 @@ class FakeTransport final : public net::Transport {
   Id next_id_ = 0;
   std::deque<Pending> pending_;
   std::vector<Id> cancelled_;
-  std::multimap<std::chrono::steady_clock::time_point, std::pair<Id, std::function<void()>>> timers_;
+  std::multimap<std::chrono::steady_clock::time_point, std::pair<Id, std::function<void()>>>
+      timers_;
   bool stopped_ = false;
 };
 

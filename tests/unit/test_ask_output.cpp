@@ -6,8 +6,8 @@
 using namespace detour;
 
 TEST_CASE("-o values are JSON when they parse, strings otherwise", "[ask]") {
-  auto extra = cli::parse_extra_params({"top_p=0.5", "seed=7", "stop=[\"x\"]", "user=alice",
-                                        "logprobs=true", "note=a=b"});
+  auto extra = cli::parse_extra_params(
+      {"top_p=0.5", "seed=7", "stop=[\"x\"]", "user=alice", "logprobs=true", "note=a=b"});
   CHECK(extra["top_p"] == 0.5);
   CHECK(extra["seed"] == 7);
   CHECK(extra["stop"] == nlohmann::json::array({"x"}));
@@ -36,8 +36,10 @@ TEST_CASE("--json carries every documented field", "[ask]") {
   ok.reply = {"hello", "stop", "gpt-4o-mini-2024-07-18", {12, 34}};
   ok.cost_usd = 0.000022;
   ok.latency = Millis(812);
-  ok.attempts = {{"openai", "gpt-4o", 429, engine::ErrorClass::rate_limited, "slow", Millis(120), Millis(0), false},
-                 {"openai", "gpt-4o-mini", 200, engine::ErrorClass::none, "", Millis(690), Millis(0), false}};
+  ok.attempts = {
+      {"openai", "gpt-4o", 429, engine::ErrorClass::rate_limited, "slow", Millis(120), Millis(0),
+       false},
+      {"openai", "gpt-4o-mini", 200, engine::ErrorClass::none, "", Millis(690), Millis(0), false}};
   auto j = cli::result_to_json(ok, chain);
   CHECK(j["ok"] == true);
   CHECK(j["content"] == "hello");
@@ -52,8 +54,12 @@ TEST_CASE("--json carries every documented field", "[ask]") {
   CHECK(j["cost_usd"] == Approx(0.000022));
   CHECK(j["latency_ms"] == 812);
   REQUIRE(j["attempts"].size() == 2);
-  CHECK(j["attempts"][0] == nlohmann::ordered_json{{"provider", "openai"}, {"model", "gpt-4o"}, {"status", 429},
-                                           {"error", "rate_limited"}, {"latency_ms", 120}, {"waited_ms", 0}});
+  CHECK(j["attempts"][0] == nlohmann::ordered_json{{"provider", "openai"},
+                                                   {"model", "gpt-4o"},
+                                                   {"status", 429},
+                                                   {"error", "rate_limited"},
+                                                   {"latency_ms", 120},
+                                                   {"waited_ms", 0}});
   CHECK(j["attempts"][1]["error"].is_null());
 
   engine::CallResult failed;
@@ -64,7 +70,9 @@ TEST_CASE("--json carries every documented field", "[ask]") {
   chain.route.reset();
   auto f = cli::result_to_json(failed, chain);
   CHECK(f["ok"] == false);
-  CHECK(f["error"] == nlohmann::ordered_json{{"class", "overloaded"}, {"status", 503}, {"message", "openai/gpt-4o: busy"}});
+  CHECK(f["error"] == nlohmann::ordered_json{{"class", "overloaded"},
+                                             {"status", 503},
+                                             {"message", "openai/gpt-4o: busy"}});
   CHECK(f["route"].is_null());
   CHECK(f["attempts"].size() == 1);
   CHECK_FALSE(f.contains("content"));

@@ -22,7 +22,8 @@ struct Recorder : engine::CallObserver {
 };
 
 struct Fixture {
-  config::ProviderConfig provider{"mock", "openai", "http://mock/v1", "MOCK_KEY", {}, {}, {}, {}, false};
+  config::ProviderConfig provider{"mock", "openai", "http://mock/v1", "MOCK_KEY", {}, {}, {},
+                                  {},     false};
   config::Chain chain;
 
   explicit Fixture(std::vector<std::string> models, std::vector<int> tiers = {}) {
@@ -58,14 +59,18 @@ FakeReply ok_reply(const std::string& content) {
       {"id", "chatcmpl-1"},
       {"object", "chat.completion"},
       {"model", "m"},
-      {"choices", {{{"index", 0}, {"message", {{"role", "assistant"}, {"content", content}}}, {"finish_reason", "stop"}}}},
+      {"choices",
+       {{{"index", 0},
+         {"message", {{"role", "assistant"}, {"content", content}}},
+         {"finish_reason", "stop"}}}},
       {"usage", {{"prompt_tokens", 1000}, {"completion_tokens", 500}, {"total_tokens", 1500}}}};
   return FakeReply{net::TransportStatus::ok, 200, {}, {body.dump()}, Millis(20)};
 }
 
 FakeReply error_reply(int status, const std::string& type, const std::string& code,
                       const std::string& message) {
-  nlohmann::json body = {{"error", {{"message", message}, {"type", type}, {"param", nullptr}, {"code", code}}}};
+  nlohmann::json body = {
+      {"error", {{"message", message}, {"type", type}, {"param", nullptr}, {"code", code}}}};
   return FakeReply{net::TransportStatus::ok, status, {}, {body.dump()}, Millis(5)};
 }
 
@@ -96,10 +101,14 @@ TEST_CASE("a failing first target moves the call to the next", "[call]") {
   };
   const std::vector<Row> rows = {
       {"503", error_reply(503, "server_error", "", "busy"), engine::ErrorClass::overloaded},
-      {"429", error_reply(429, "requests", "rate_limit_exceeded", "slow down"), engine::ErrorClass::rate_limited},
-      {"refused", FakeReply{net::TransportStatus::connect_failed, 0, {}, {}, Millis(1)}, engine::ErrorClass::connection},
-      {"garbage 200", FakeReply{net::TransportStatus::ok, 200, {}, {"<html>"}, Millis(3)}, engine::ErrorClass::invalid_response},
-      {"too slow", FakeReply{net::TransportStatus::ok, 200, {}, {"{}"}, Millis(5000)}, engine::ErrorClass::timeout},
+      {"429", error_reply(429, "requests", "rate_limit_exceeded", "slow down"),
+       engine::ErrorClass::rate_limited},
+      {"refused", FakeReply{net::TransportStatus::connect_failed, 0, {}, {}, Millis(1)},
+       engine::ErrorClass::connection},
+      {"garbage 200", FakeReply{net::TransportStatus::ok, 200, {}, {"<html>"}, Millis(3)},
+       engine::ErrorClass::invalid_response},
+      {"too slow", FakeReply{net::TransportStatus::ok, 200, {}, {"{}"}, Millis(5000)},
+       engine::ErrorClass::timeout},
   };
   for (const auto& row : rows) {
     SECTION(row.name) {
@@ -189,10 +198,15 @@ TEST_CASE("a streamed answer arrives piece by piece", "[call]") {
   FakeClock clock;
   FakeTransport transport(clock, [](const net::HttpRequest& r) {
     CHECK(nlohmann::json::parse(r.body).at("stream") == true);
-    return FakeReply{net::TransportStatus::ok, 200, {}, {
-        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}]}\n\n",
-        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo\"},\"finish_reason\":\"stop\"}]}\n\n",
-        "data: [DONE]\n\n"}, Millis(10)};
+    return FakeReply{net::TransportStatus::ok,
+                     200,
+                     {},
+                     {"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}]}\n\n",
+                      "data: "
+                      "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo\"},\"finish_reason\":"
+                      "\"stop\"}]}\n\n",
+                      "data: [DONE]\n\n"},
+                     Millis(10)};
   });
   Recorder rec;
   auto result = engine::run_call(transport, clock, f.spec(true), rec);
@@ -207,13 +221,21 @@ TEST_CASE("a stream cut short fails over and says text was already printed", "[c
   FakeClock clock;
   FakeTransport transport(clock, [](const net::HttpRequest& r) {
     if (model_of(r) == "a") {
-      return FakeReply{net::TransportStatus::connection_reset, 200, {},
-                       {"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"partial \"}}]}\n\n"},
-                       Millis(10)};
+      return FakeReply{
+          net::TransportStatus::connection_reset,
+          200,
+          {},
+          {"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"partial \"}}]}\n\n"},
+          Millis(10)};
     }
-    return FakeReply{net::TransportStatus::ok, 200, {}, {
-        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"whole\"},\"finish_reason\":\"stop\"}]}\n\n",
-        "data: [DONE]\n\n"}, Millis(10)};
+    return FakeReply{net::TransportStatus::ok,
+                     200,
+                     {},
+                     {"data: "
+                      "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"whole\"},\"finish_"
+                      "reason\":\"stop\"}]}\n\n",
+                      "data: [DONE]\n\n"},
+                     Millis(10)};
   });
   Recorder rec;
   auto result = engine::run_call(transport, clock, f.spec(true), rec);

@@ -39,7 +39,8 @@ TEST_CASE("HTTP errors classify by provider body first, then status", "[errors]"
        ErrorClass::bad_request},
       {"openai", 502, "<html>Bad Gateway</html>", ErrorClass::server_error},
       {"openai", 503, "", ErrorClass::overloaded},
-      {"anthropic", 529, R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})",
+      {"anthropic", 529,
+       R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})",
        ErrorClass::overloaded},
       {"anthropic", 402, R"({"type":"error","error":{"type":"billing_error","message":"credit"}})",
        ErrorClass::quota_exhausted},
@@ -71,9 +72,11 @@ TEST_CASE("HTTP errors classify by provider body first, then status", "[errors]"
 
 TEST_CASE("transport failures classify as timeout or connection", "[errors]") {
   CHECK(engine::classify_transport(net::TransportStatus::connect_failed) == ErrorClass::connection);
-  CHECK(engine::classify_transport(net::TransportStatus::connection_reset) == ErrorClass::connection);
+  CHECK(engine::classify_transport(net::TransportStatus::connection_reset) ==
+        ErrorClass::connection);
   CHECK(engine::classify_transport(net::TransportStatus::dns_failed) == ErrorClass::connection);
-  CHECK(engine::classify_transport(net::TransportStatus::first_byte_timeout) == ErrorClass::timeout);
+  CHECK(engine::classify_transport(net::TransportStatus::first_byte_timeout) ==
+        ErrorClass::timeout);
   CHECK(engine::classify_transport(net::TransportStatus::timeout) == ErrorClass::timeout);
   CHECK(engine::classify_transport(net::TransportStatus::cancelled) == ErrorClass::cancelled);
 }
@@ -81,11 +84,13 @@ TEST_CASE("transport failures classify as timeout or connection", "[errors]") {
 TEST_CASE("exit codes follow the classes of every attempt", "[errors]") {
   auto result_of = [](std::vector<ErrorClass> classes) {
     engine::CallResult r;
-    for (auto c : classes) r.attempts.push_back(engine::AttemptRecord{"p", "m", 400, c, "", {}, {}, false});
+    for (auto c : classes)
+      r.attempts.push_back(engine::AttemptRecord{"p", "m", 400, c, "", {}, {}, false});
     r.error = classes.back();
     return r;
   };
-  CHECK(engine::exit_code_for_failure(result_of({ErrorClass::bad_request, ErrorClass::context_length})) == 4);
+  CHECK(engine::exit_code_for_failure(
+            result_of({ErrorClass::bad_request, ErrorClass::context_length})) == 4);
   CHECK(engine::exit_code_for_failure(result_of({ErrorClass::auth, ErrorClass::auth})) == 5);
   CHECK(engine::exit_code_for_failure(result_of({ErrorClass::auth, ErrorClass::overloaded})) == 1);
   CHECK(engine::exit_code_for_failure(result_of({ErrorClass::cancelled})) == 130);
