@@ -331,3 +331,22 @@ TEST_CASE("a buffered answer never prints text from a failed stream", "[ask]") {
   CHECK(j["content"] == "mock reply to: one two three");
   CHECK(j["attempts"][0]["error"] == "invalid_response");
 }
+
+TEST_CASE("--timeout ends a slow attempt and --deadline ends the whole call", "[ask]") {
+  Env env(json{{"models", {{"slow", {{"latency_ms", 3000}}}}}});
+  auto r = env.ask({"--json", "--timeout", "200ms", "-m", "oa/slow", "-m", "an/quick", "hi"},
+                   terminal_stdin());
+  REQUIRE(r.exit_code == 0);
+  auto j = json::parse(r.out);
+  CHECK(j["attempts"][0]["error"] == "timeout");
+  CHECK(j["attempts"][0]["latency_ms"] < 1500);
+  CHECK(j["model"] == "quick");
+
+  r = env.ask({"--json", "--deadline", "300ms", "-m", "oa/slow", "-m", "an/slow", "hi"},
+              terminal_stdin());
+  CHECK(r.exit_code == 1);
+  j = json::parse(r.out);
+  CHECK(j["error"]["class"] == "timeout");
+  CHECK(j["latency_ms"] < 1500);
+  CHECK(j["attempts"].size() == 1);
+}
