@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "core/error.hpp"
+#include "io/interrupt.hpp"
 #include "io/prompt.hpp"
 
 namespace detour::cli {
@@ -178,7 +179,10 @@ int run_ask(const GlobalOptions& global, const AskOptions& o) {
   AskObserver observer(log, print_live);
   auto transport = net::make_curl_transport();
   net::SystemClock clock;
-  engine::CallResult result = engine::run_call(*transport, clock, std::move(spec), observer);
+  engine::CallResult result = [&] {
+    io::StopLoopOnInterrupt stop_on_interrupt(*transport);
+    return engine::run_call(*transport, clock, std::move(spec), observer);
+  }();
 
   if (o.json) {
     std::string out = result_to_json(result, chain)

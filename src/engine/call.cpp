@@ -238,6 +238,25 @@ void Call::finish_failure(const AttemptRecord& last) {
   done(std::move(result_));
 }
 
+CallResult Call::interrupted_result() const {
+  CallResult stopped = result_;
+  if (attempt_) {
+    AttemptRecord record;
+    record.provider = attempt_->target->target.provider;
+    record.model = attempt_->target->target.model;
+    record.error = ErrorClass::cancelled;
+    record.message = "interrupted";
+    record.latency = duration_cast<Millis>(clock_.now() - attempt_->started);
+    record.printed_text = attempt_->printed_text;
+    stopped.attempts.push_back(std::move(record));
+  }
+  stopped.ok = false;
+  stopped.error = ErrorClass::cancelled;
+  stopped.message = "interrupted";
+  stopped.latency = duration_cast<Millis>(clock_.now() - started_);
+  return stopped;
+}
+
 CallResult run_call(net::Transport& transport, const net::Clock& clock, CallSpec spec,
                     CallObserver& observer) {
   std::optional<CallResult> result;
@@ -245,13 +264,7 @@ CallResult run_call(net::Transport& transport, const net::Clock& clock, CallSpec
             [&](CallResult r) { result = std::move(r); });
   call.start();
   transport.run();
-  if (!result) {
-    // The loop was stopped (Ctrl-C) before the call reported.
-    CallResult stopped;
-    stopped.error = ErrorClass::cancelled;
-    stopped.message = "interrupted";
-    return stopped;
-  }
+  if (!result) return call.interrupted_result();  // the loop was stopped (Ctrl-C)
   return std::move(*result);
 }
 

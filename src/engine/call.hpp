@@ -79,6 +79,9 @@ class Call {
 
   void start();
   void cancel();  // cancels the attempt in flight; the call then reports `cancelled`
+  // What the call has done when its loop was stopped before it reported (Ctrl-C): the
+  // attempts so far and the one in flight, as `cancelled`.
+  CallResult interrupted_result() const;
 
  private:
   struct Attempt;

@@ -1,5 +1,6 @@
 // `detour ask` end to end: the real binary against detour-mock over loopback HTTP.
 #include <catch2/catch.hpp>
+#include <csignal>
 
 #include "harness.hpp"
 
@@ -349,4 +350,20 @@ TEST_CASE("--timeout ends a slow attempt and --deadline ends the whole call", "[
   CHECK(j["error"]["class"] == "timeout");
   CHECK(j["latency_ms"] < 1500);
   CHECK(j["attempts"].size() == 1);
+}
+
+TEST_CASE("Ctrl-C cancels the request in flight and exits 130", "[ask]") {
+  Env env(json{{"models", {{"slow", {{"latency_ms", 20000}}}}}});
+  RunOptions o = terminal_stdin();
+  o.send_signal = SIGINT;
+  o.signal_after = std::chrono::milliseconds(300);
+  o.timeout = std::chrono::milliseconds(10000);
+  auto r = env.ask({"--json", "-m", "oa/slow", "hi"}, o);
+  CHECK(r.exit_code == 130);
+  auto j = json::parse(r.out);
+  CHECK(j["ok"] == false);
+  CHECK(j["error"]["class"] == "cancelled");
+  REQUIRE(j["attempts"].size() == 1);
+  CHECK(j["attempts"][0]["error"] == "cancelled");
+  CHECK(j["attempts"][0]["latency_ms"] < 5000);
 }

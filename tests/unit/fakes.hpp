@@ -92,6 +92,7 @@ class FakeTransport final : public net::Transport {
 
   void deliver(Pending& p) {
     FakeReply reply = server_(p.request);
+    if (stopped_) return;  // stopped while the server "worked": the request stays in flight
     net::HttpResponse response;
     bool timed_out = p.request.total_timeout.count() > 0 && reply.latency > p.request.total_timeout;
     clock_.advance(timed_out ? p.request.total_timeout : reply.latency);

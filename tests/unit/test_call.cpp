@@ -263,3 +263,23 @@ TEST_CASE("redact removes every occurrence of each key", "[call]") {
   CHECK(engine::redact("a KEY12345 b KEY12345", {"KEY12345"}) == "a [redacted] b [redacted]");
   CHECK(engine::redact("nothing here", {"KEY12345", ""}) == "nothing here");
 }
+
+TEST_CASE("a call whose loop is stopped reports the attempt in flight as cancelled", "[call]") {
+  Fixture f({"a", "b"});
+  FakeClock clock;
+  FakeTransport* loop = nullptr;
+  FakeTransport transport(clock, [&](const net::HttpRequest& r) {
+    if (model_of(r) == "b") loop->stop();  // Ctrl-C while b is being asked
+    return model_of(r) == "a" ? error_reply(503, "", "", "down") : ok_reply("late");
+  });
+  loop = &transport;
+  Recorder rec;
+  auto result = engine::run_call(transport, clock, f.spec(), rec);
+  CHECK_FALSE(result.ok);
+  CHECK(result.error == engine::ErrorClass::cancelled);
+  CHECK(engine::exit_code_for_failure(result) == 130);
+  REQUIRE(result.attempts.size() == 2);
+  CHECK(result.attempts[0].error == engine::ErrorClass::overloaded);
+  CHECK(result.attempts[1].model == "b");
+  CHECK(result.attempts[1].error == engine::ErrorClass::cancelled);
+}
