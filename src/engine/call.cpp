@@ -179,8 +179,8 @@ void Call::complete_attempt(net::HttpResponse response) {
       }
     }
   } else {
-    const std::string& body =
-        attempt->decoder || !attempt->error_body.empty() ? attempt->error_body : response.body;
+    // A streamed request collects a non-2xx body through on_body; a plain one gets it here.
+    const std::string& body = spec_.stream ? attempt->error_body : response.body;
     auto error = protocol->parse_error(response.status, body);
     auto headers = providers::parse_rate_limit_headers(response.headers, clock_.wall_now());
     record.error = classify_http_error(response.status, error, headers);

@@ -135,7 +135,8 @@ ErrorClass classify_http_error(int status, const providers::ProviderError& error
     if (code == rule.type_or_code || type == rule.type_or_code) return rule.error_class;
   }
   if (status == 400 && message_says_context_too_long(message)) return ErrorClass::context_length;
-  (void)headers;
+  (void)
+      headers;  // x-should-retry decides whether to retry, not the class: the retry policy reads it
   return classify_by_status(status);
 }
 
