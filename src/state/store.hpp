@@ -1,0 +1,69 @@
+#pragma once
+// Shared state (DESIGN.md section 4): what one detour process learned, kept for the next one.
+// A Store is a small key -> JSON document map whose one write operation is an atomic
+// read-modify-write, so concurrent processes never lose each other's updates. What the
+// documents mean (circuit states, stats, retry budgets, later limiter buckets) is decided by
+// the engine (engine/target_state.*); stores only keep them.
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace detour::state {
+
+// Thrown by a store that cannot do what it was asked (locked past its busy timeout, read-only,
+// corrupt, disk full). open_store() wraps stores so that callers never see it.
+class StoreError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // The document stored under key; null when there is none.
+  virtual nlohmann::json get(std::string_view key) = 0;
+
+  // Every (key, document) whose key starts with prefix, sorted by key.
+  virtual std::vector<std::pair<std::string, nlohmann::json>> scan(std::string_view prefix) = 0;
+
+  // Atomically reads the document under key (null when none), lets `change` modify it, and
+  // writes it back; no other process's update to the same store happens in between. When
+  // `change` leaves the document null the key is removed. `change` must not call the store.
+  virtual void update(std::string_view key, const std::function<void(nlohmann::json&)>& change) = 0;
+
+  // Where the state lives, for messages: "sqlite:///home/u/.local/state/detour/state.db",
+  // "memory".
+  virtual std::string describe() const = 0;
+};
+
+// Nothing persists; one process's map. Also what every store falls back to.
+std::unique_ptr<Store> make_memory_store();
+
+// A SQLite file (created with its directory, mode 0600), WAL journal, busy timeout, one short
+// BEGIN IMMEDIATE transaction per update. Throws StoreError when the file cannot be opened
+// as a detour state database.
+std::unique_ptr<Store> make_sqlite_store(const std::string& path);
+
+// The default file: $XDG_STATE_HOME/detour/state.db, else ~/.local/state/detour/state.db.
+// `env` looks up an environment variable (empty optional when unset).
+std::string default_state_path(
+    const std::function<std::optional<std::string>(std::string_view)>& env);
+
+// Opens the store a --state URL names: "" or "sqlite" (the default file), "sqlite:///abs.db",
+// "sqlite:relative.db", "memory". An unknown scheme throws detour::UsageError naming --state
+// and the value. A store that is missing, locked, read-only or corrupt never fails a call:
+// `warn` is called once with the reason and the store carries on in memory from then on (the
+// returned store wraps the real one and switches over on its first StoreError).
+std::unique_ptr<Store> open_store(
+    const std::string& url, const std::function<std::optional<std::string>(std::string_view)>& env,
+    std::function<void(const std::string&)> warn);
+
+}  // namespace detour::state
