@@ -5,6 +5,11 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include <fstream>
+#include <sstream>
+
+#include "cli/ask_observer.hpp"
+#include "cli/engine_setup.hpp"
 #include "core/error.hpp"
 #include "io/interrupt.hpp"
 #include "io/prompt.hpp"
@@ -36,6 +41,20 @@ CLI::App* add_ask_command(CLI::App& app, AskOptions& o) {
   ask->add_flag("--no-fallback", o.no_fallback, "Use only the first target of the chain");
   ask->add_flag("--no-degrade", o.no_degrade,
                 "Never move to a target of a lower tier than the first");
+  ask->add_option("--retries", o.retries, "Retries per target for transient errors (default 2)")
+      ->check(CLI::Range(0, 100));
+  ask->add_option("--schema", o.schema_file,
+                  "JSON Schema file the answer must match (asks for JSON output)");
+  ask->add_flag("--require-complete", o.require_complete,
+                "An answer cut at max tokens is a failed attempt (truncated)");
+  ask->add_flag("--truncate", o.truncate,
+                "Drop the oldest messages to fit the smallest context window of the chain");
+  ask->add_option("--first-token-timeout", o.first_token_timeout,
+                  "An attempt with no first token by then is a timeout and moves on");
+  ask->add_option("--hedge", o.hedge,
+                  "Also ask the next target when the first has no first token by DUR "
+                  "(default: its observed p95); write --hedge=DUR")
+      ->expected(0, 1);
   return ask;
 }
 
@@ -65,6 +84,29 @@ Millis duration_flag(const std::string& flag, const std::string& value, Millis f
   return *parsed;
 }
 
+// --hedge takes an optional duration, so `ask --hedge what is x` hands it "what": a value that
+// is not a duration was the prompt's first word, and goes back there.
+std::optional<Millis> hedge_flag(AskOptions& o, std::vector<std::string>& words) {
+  if (!o.hedge || o.hedge->empty()) return std::nullopt;
+  auto parsed = parse_duration(*o.hedge);
+  if (parsed && parsed->count() > 0) return parsed;
+  words.insert(words.begin(), *o.hedge);
+  return std::nullopt;
+}
+
+nlohmann::json read_schema(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UsageError("--schema " + path + ": cannot read the file");
+  std::stringstream text;
+  text << in.rdbuf();
+  auto schema = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  if (schema.is_discarded()) throw UsageError("--schema " + path + ": not valid JSON");
+  if (!schema.is_object() && !schema.is_boolean()) {
+    throw UsageError("--schema " + path + ": a JSON Schema is an object (or true/false)");
+  }
+  return schema;
+}
+
 // Drops targets the flags forbid: --no-fallback keeps the first, --no-degrade keeps those
 // whose tier is not below the first's (unknown tiers are kept: we cannot know they are worse).
 void apply_chain_flags(config::Chain& chain, const AskOptions& o) {
@@ -84,76 +126,24 @@ void apply_chain_flags(config::Chain& chain, const AskOptions& o) {
   chain.targets = std::move(kept);
 }
 
-// Prints streamed text as it arrives and one stderr line per attempt decision.
-class AskObserver final : public engine::CallObserver {
- public:
-  AskObserver(io::Logger& log, bool print_live) : log_(log), print_live_(print_live) {}
-
-  void on_attempt_start(const config::ResolvedTarget& target, int number) override {
-    log_.verbose(
-        2, "attempt " + std::to_string(number) + ": " + target.target.name() + ": sending",
-        {{"event", "attempt_start"}, {"attempt", number}, {"target", target.target.name()}});
-    number_ = number;
-    last_char_ = '\n';
-  }
-
-  void on_text(std::string_view text) override {
-    if (!print_live_ || text.empty()) return;
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    std::fflush(stdout);
-    printed_ = true;
-    last_char_ = text.back();
-  }
-
-  void on_attempt_end(const engine::AttemptRecord& a, std::string_view decision) override {
-    const bool ok = a.error == engine::ErrorClass::none;
-    std::string status = a.status ? std::to_string(*a.status) : "no reply";
-    std::string line =
-        "attempt " + std::to_string(number_) + ": " + a.provider + "/" + a.model + ": " + status;
-    if (!ok) line += " " + std::string(engine::to_string(a.error)) + " (" + a.message + ")";
-    line += " in " + format_duration(a.latency) + ": " + std::string(decision);
-    log_.verbose(
-        1, line,
-        {{"event", "attempt"},
-         {"attempt", number_},
-         {"target", a.provider + "/" + a.model},
-         {"status", a.status ? nlohmann::json(*a.status) : nlohmann::json(nullptr)},
-         {"error", ok ? nlohmann::json(nullptr) : nlohmann::json(engine::to_string(a.error))},
-         {"latency_ms", a.latency.count()},
-         {"decision", decision}});
-    if (!ok && a.printed_text && print_live_) {
-      end_line();
-      log_.warning("the stream from " + a.provider + "/" + a.model +
-                   " broke after its text was printed; the next answer follows in full");
-    }
-  }
-
-  // Ends the live output with a newline so the shell prompt starts on its own line.
-  void end_line() {
-    if (printed_ && last_char_ != '\n') std::fputc('\n', stdout);
-    last_char_ = '\n';
-    std::fflush(stdout);
-  }
-
-  bool printed() const { return printed_; }
-
- private:
-  io::Logger& log_;
-  bool print_live_;
-  bool printed_ = false;
-  char last_char_ = '\n';
-  int number_ = 0;
-};
-
 }  // namespace
 
-int run_ask(const GlobalOptions& global, const AskOptions& o) {
+int run_ask(const GlobalOptions& global, const AskOptions& options) {
   io::Logger log(global.log_settings());
   const auto env = config::process_env();
+  AskOptions o = options;
 
   // Usage errors (exit 2) come before configuration errors (exit 3).
   const bool stdout_is_tty = isatty(STDOUT_FILENO) == 1;
   const nlohmann::json extra = parse_extra_params(o.params);
+  const std::optional<Millis> hedge_after = hedge_flag(o, o.words);
+  const std::optional<Millis> first_token_timeout =
+      o.first_token_timeout.empty()
+          ? std::nullopt
+          : std::optional<Millis>(
+                duration_flag("--first-token-timeout", o.first_token_timeout, Millis(0)));
+  std::optional<engine::SchemaValidator> schema;
+  if (!o.schema_file.empty()) schema.emplace(read_schema(o.schema_file), "--schema " + o.schema_file);
   std::string prompt = io::assemble_prompt({o.words, o.files}, io::system_prompt_input());
 
   config::Config config = config::load_config(global.config_path, env);
@@ -168,21 +158,38 @@ int run_ask(const GlobalOptions& global, const AskOptions& o) {
   spec.request.max_tokens = o.max_tokens ? o.max_tokens : config.defaults.max_tokens;
   spec.request.temperature = o.temperature ? o.temperature : config.defaults.temperature;
   spec.request.extra = extra;
+  if (schema) spec.request.schema = schema->schema();
   spec.chain = chain;
   spec.timeout = timeout;
   spec.deadline = deadline;
+  spec.retries = o.retries.value_or(config.defaults.retries);
+  spec.first_token_timeout = first_token_timeout;
+  spec.hedge = o.hedge.has_value();
+  spec.hedge_after = hedge_after;
+  spec.truncate = o.truncate;
+  spec.route_moves_on_content_filter = chain.next_on_content_filter;
+  spec.validation.require_complete = o.require_complete;
+  spec.validation.schema = schema ? &*schema : nullptr;
   // A terminal gets tokens as they arrive; a pipe gets a complete answer or nothing.
   // --json prints one object at the end, so it streams on the wire only when asked to.
   spec.stream = o.stream || (!o.no_stream && !o.json && stdout_is_tty);
   const bool print_live = spec.stream && !o.json;
 
+  EngineSetup engine = setup_engine(global, config, env, log);
   AskObserver observer(log, print_live);
   auto transport = net::make_curl_transport();
   net::SystemClock clock;
   engine::CallResult result = [&] {
     io::StopLoopOnInterrupt stop_on_interrupt(*transport);
-    return engine::run_call(*transport, clock, std::move(spec), observer);
+    return engine::run_call({*transport, clock, *engine.state, engine.rng}, std::move(spec),
+                            observer);
   }();
+  if (result.truncated_messages > 0 || result.truncated_text) {
+    log.warning("--truncate: dropped " + std::to_string(result.truncated_messages) +
+                " oldest message(s)" +
+                (result.truncated_text ? " and the start of the prompt" : std::string()) +
+                " to fit the smallest context window of the chain");
+  }
 
   if (o.json) {
     std::string out = result_to_json(result, chain)
@@ -201,7 +208,7 @@ int run_ask(const GlobalOptions& global, const AskOptions& o) {
   if (result.ok) {
     if (result.degraded) {
       log.warning("degraded: answered by " + result.target->target.name() + ", a lower tier than " +
-                  chain.targets.front().target.name());
+                  result.first_target.value_or(chain.targets.front().target.name()));
     }
     return 0;
   }

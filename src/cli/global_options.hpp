@@ -9,6 +9,7 @@ namespace detour::cli {
 
 struct GlobalOptions {
   std::optional<std::string> config_path;  // -c, --config
+  std::optional<std::string> state;        // --state URL
   int verbose = 0;                         // -v, repeatable
   bool quiet = false;                      // -q
   std::string log_format = "text";         // --log-format text|json

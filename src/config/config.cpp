@@ -21,13 +21,18 @@ namespace {
 
 using Keys = std::span<const std::string_view>;
 
-constexpr std::string_view kTopLevel[] = {"defaults", "providers", "models", "routes"};
+constexpr std::string_view kTopLevel[] = {"defaults", "providers", "models", "routes", "breaker"};
 constexpr std::string_view kDefaultsKeys[] = {"model",      "timeout",     "deadline", "retries",
                                               "max_tokens", "temperature", "state"};
 constexpr std::string_view kProviderKeys[] = {"protocol", "base_url", "api_key_env", "rpm",
                                               "tpm",      "burst",    "concurrency"};
 constexpr std::string_view kModelKeys[] = {"context_window", "input_cost", "output_cost", "tier"};
-constexpr std::string_view kRouteKeys[] = {"strategy", "targets", "weights", "min_tier"};
+constexpr std::string_view kRouteKeys[] = {"strategy", "targets", "weights", "min_tier",
+                                           "on_content_filter"};
+constexpr std::string_view kContentFilterChoices[] = {"stop", "next"};
+constexpr std::string_view kBreakerKeys[] = {"consecutive_failures", "failure_rate", "min_calls",
+                                             "window",               "cooldown",     "max_cooldown",
+                                             "long_cooldown"};
 constexpr std::string_view kProtocols[] = {"openai", "anthropic", "gemini"};
 constexpr std::string_view kStrategies[] = {"fallback", "fastest", "cheapest", "weighted",
                                             "round-robin"};
@@ -143,6 +148,7 @@ class Parser {
   ProviderConfig parse_provider(const toml::key& name, const toml::node& node) const;
   ModelConfig parse_model(const toml::key& name, const toml::node& node) const;
   RouteConfig parse_route(const toml::key& name, const toml::node& node) const;
+  void parse_breaker(const toml::table& table, BreakerSettings& breaker) const;
 
   std::string source_;
   const EnvLookup& env_;
@@ -434,7 +440,34 @@ RouteConfig Parser::parse_route(const toml::key& name, const toml::node& node) c
     route.min_tier =
         static_cast<int>(get_int(*n, path + ".min_tier", 0, std::numeric_limits<int>::max()));
   }
+  if (auto n = table.get("on_content_filter")) {
+    route.next_on_content_filter =
+        get_choice(*n, path + ".on_content_filter", kContentFilterChoices) == "next";
+  }
   return route;
+}
+
+void Parser::parse_breaker(const toml::table& table, BreakerSettings& b) const {
+  const std::string path = "breaker";
+  check_keys(table, path, kBreakerKeys);
+  if (auto n = table.get("consecutive_failures")) {
+    b.consecutive_failures = static_cast<int>(get_int(*n, path + ".consecutive_failures", 1, 1000));
+  }
+  if (auto n = table.get("failure_rate")) {
+    b.failure_rate = get_number(*n, path + ".failure_rate", 0.01, 1.0);
+  }
+  if (auto n = table.get("min_calls")) {
+    b.min_calls = static_cast<int>(get_int(*n, path + ".min_calls", 1, 100000));
+  }
+  if (auto n = table.get("window")) b.window = get_duration(*n, path + ".window");
+  if (auto n = table.get("cooldown")) b.cooldown = get_duration(*n, path + ".cooldown");
+  if (auto n = table.get("max_cooldown")) b.max_cooldown = get_duration(*n, path + ".max_cooldown");
+  if (auto n = table.get("long_cooldown")) {
+    b.long_cooldown = get_duration(*n, path + ".long_cooldown");
+  }
+  if (b.max_cooldown < b.cooldown) {
+    fail(table.source(), path + ".max_cooldown", "must not be shorter than cooldown");
+  }
 }
 
 Config Parser::parse(std::string_view text) {
@@ -456,6 +489,7 @@ Config Parser::parse(std::string_view text) {
   }
 
   if (auto n = root.get("defaults")) parse_defaults(get_table(*n, "defaults"), config_.defaults);
+  if (auto n = root.get("breaker")) parse_breaker(get_table(*n, "breaker"), config_.breaker);
   if (auto n = root.get("providers")) {
     for (auto&& [name, node] : get_table(*n, "providers")) {
       config_.providers.emplace(std::string(name.str()), parse_provider(name, node));

@@ -38,6 +38,18 @@ struct RouteConfig {
   std::vector<std::string> targets;   // "provider/model"
   std::vector<double> weights;        // for weighted; empty: equal
   std::optional<int> min_tier;
+  bool next_on_content_filter = false;  // on_content_filter = "next": move on instead of stopping
+};
+
+// [breaker]: the per-target circuit breaker of DESIGN.md 3.4.
+struct BreakerSettings {
+  int consecutive_failures = 3;
+  double failure_rate = 0.5;
+  int min_calls = 10;
+  Millis window{60'000};
+  Millis cooldown{30'000};
+  Millis max_cooldown{600'000};
+  Millis long_cooldown{3'600'000};  // quota_exhausted and auth
 };
 
 struct Defaults {
@@ -56,6 +68,7 @@ struct Config {
   std::map<std::string, ProviderConfig> providers;
   std::map<std::string, ModelConfig> models;  // key "provider/model"
   std::map<std::string, RouteConfig> routes;
+  BreakerSettings breaker;
 };
 
 // Parses TOML text. Errors throw ConfigError naming source:line:column and the key.
@@ -83,12 +96,14 @@ struct ResolvedTarget {
   const ProviderConfig* provider = nullptr;  // points into the Config
   ModelConfig model;                         // [models."provider/model"], or empty
   std::string api_key;                       // from provider->api_key_env; empty if none needed
+  double weight = 1.0;                       // the route's weight for it (`weighted`)
 };
 
 struct Chain {
   std::optional<std::string> route;  // set when a single -m named a route
   std::string strategy = "fallback";
   std::optional<int> min_tier;
+  bool next_on_content_filter = false;
   std::vector<ResolvedTarget> targets;
 };
 

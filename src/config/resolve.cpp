@@ -183,6 +183,7 @@ Chain resolve_chain(const Config& config, const std::vector<std::string>& names,
       chain.route = route->first;
       chain.strategy = route->second.strategy;
       chain.min_tier = route->second.min_tier;
+      chain.next_on_content_filter = route->second.next_on_content_filter;
     }
   }
 
@@ -192,6 +193,14 @@ Chain resolve_chain(const Config& config, const std::vector<std::string>& names,
       // The first occurrence keeps its place: "-m smart,openai/gpt-4o" must not move gpt-4o.
       if (!seen.insert(target.name()).second) continue;
       chain.targets.push_back(resolve_target(config, target, env));
+    }
+  }
+  if (chain.route) {
+    const RouteConfig& route = config.routes.at(*chain.route);
+    for (size_t i = 0; i < route.weights.size() && i < route.targets.size(); ++i) {
+      for (auto& resolved : chain.targets) {
+        if (resolved.target.name() == route.targets[i]) resolved.weight = route.weights[i];
+      }
     }
   }
   return chain;

@@ -29,7 +29,10 @@ HealthEffect health_effect(ErrorClass c) {
     case ErrorClass::bad_request:
     case ErrorClass::context_length:
     case ErrorClass::content_filter:
-    // Our side gave up (deadline, hedge lost, Ctrl-C): the target never got to answer.
+    // Nothing reached the target (skipped), or our side gave up (deadline, hedge lost,
+    // Ctrl-C): the target never got to answer.
+    case ErrorClass::skipped_open:
+    case ErrorClass::skipped_budget:
     case ErrorClass::cancelled:
     // A wrong model name is a configuration fact about this target, not a transient health
     // state: a cooldown would not heal it, and routing skips the target on its own.

@@ -1,26 +1,30 @@
-#include "engine/call.hpp"
-
+// The walk along the chain: the order targets are tried in, what happens after a failure,
+// passes over the chain again, and how the call ends. One exchange with one target is in
+// call_attempt.cpp.
 #include <algorithm>
+
+#include "engine/call.hpp"
+#include "engine/call_internal.hpp"
+#include "engine/context.hpp"
+#include "engine/router.hpp"
 
 namespace detour::engine {
 
 using std::chrono::duration_cast;
 
-NextStep decide_after_failure(const AttemptRecord& attempt) {
-  // The foundation policy: every failure moves on to the next target of the chain; the
-  // call stops only when the caller cancelled it. The resilience engine replaces this.
-  if (attempt.error == ErrorClass::cancelled) return NextStep::stop;
-  return NextStep::next_target;
-}
-
 int exit_code_for_failure(const CallResult& result) {
   if (result.error == ErrorClass::cancelled) return 130;
-  const auto& attempts = result.attempts;
-  auto all = [&](auto predicate) {
-    return !attempts.empty() && std::all_of(attempts.begin(), attempts.end(), predicate);
-  };
-  if (all([](const AttemptRecord& a) { return is_request_rejection(a.error); })) return 4;
-  if (all([](const AttemptRecord& a) { return a.error == ErrorClass::auth; })) return 5;
+  if (is_request_rejection(result.error)) return 4;
+  // A target skipped for an open circuit counts as what opened it: a key refused a minute
+  // ago is still refused, and the exit code should still say so.
+  int tried = 0, auth = 0;
+  for (const auto& a : result.attempts) {
+    const ErrorClass c = a.error == ErrorClass::skipped_open ? a.cause : a.error;
+    if (c == ErrorClass::cancelled || c == ErrorClass::skipped_budget) continue;
+    ++tried;
+    if (c == ErrorClass::auth) ++auth;
+  }
+  if (tried > 0 && auth == tried) return 5;
   return 1;
 }
 
@@ -43,184 +47,306 @@ std::string redact(std::string text, const std::vector<std::string>& secrets) {
   return text;
 }
 
-// State of the attempt in flight. Transport callbacks hold it by shared_ptr and reach the
-// Call through `owner`, which the Call clears when it goes away before the loop reports.
-struct Call::Attempt {
-  Call* owner = nullptr;
-  const config::ResolvedTarget* target = nullptr;
-  const providers::Protocol* protocol = nullptr;
-  net::Transport::Id request = 0;
-  std::chrono::steady_clock::time_point started;
-  int status = 0;
-  std::unique_ptr<providers::StreamDecoder> decoder;
-  std::string error_body;  // body of a non-2xx streamed reply, kept to parse the error
-  bool printed_text = false;
-};
-
-Call::Call(net::Transport& transport, const net::Clock& clock, CallSpec spec,
-           CallObserver& observer, Done done)
-    : transport_(transport),
-      clock_(clock),
-      spec_(std::move(spec)),
-      observer_(observer),
-      done_(std::move(done)) {}
+Call::Call(CallContext context, CallSpec spec, CallObserver& observer, Done done)
+    : ctx_(context), spec_(std::move(spec)), observer_(observer), done_(std::move(done)) {}
 
 Call::~Call() {
-  if (attempt_) {
-    attempt_->owner = nullptr;
-    transport_.cancel(attempt_->request);
-  }
+  for (auto& attempt : in_flight_)
+    detach(*attempt, ctx_.transport);
+  if (wait_timer_) ctx_.transport.cancel_timer(*wait_timer_);
+}
+
+Millis Call::time_left() const {
+  return spec_.deadline - duration_cast<Millis>(ctx_.clock.now() - started_);
 }
 
 void Call::start() {
-  started_ = clock_.now();
-  start_attempt();
+  started_ = ctx_.clock.now();
+  plan();
+  if (!finished_) next();
 }
 
 void Call::cancel() {
   cancelled_ = true;
-  if (attempt_) transport_.cancel(attempt_->request);
-}
-
-Millis Call::time_left() const {
-  return spec_.deadline - duration_cast<Millis>(clock_.now() - started_);
-}
-
-void Call::start_attempt() {
-  const auto& target = spec_.chain.targets[next_target_++];
-  auto attempt = std::make_shared<Attempt>();
-  attempt->owner = this;
-  attempt->target = &target;
-  attempt->protocol = providers::find_protocol(target.provider->protocol);
-  attempt->started = clock_.now();
-  observer_.on_attempt_start(target, static_cast<int>(result_.attempts.size()) + 1);
-
-  providers::ChatRequest request = spec_.request;
-  request.model = target.target.model;
-  request.stream = spec_.stream;
-  net::HttpRequest http = attempt->protocol->build_request(
-      providers::Endpoint{target.provider->base_url, target.api_key}, request);
-  Millis budget = std::max(Millis(1), std::min(spec_.timeout, time_left()));
-  http.total_timeout = budget;
-
-  net::ResponseHandler handler;
-  if (spec_.stream) {
-    handler.on_headers = [attempt](int status, const net::Headers&) {
-      attempt->status = status;
-      if (status >= 200 && status < 300)
-        attempt->decoder = attempt->protocol->make_stream_decoder();
-    };
-    handler.on_body = [attempt](std::string_view chunk) {
-      if (!attempt->owner) return false;
-      if (!attempt->decoder) {
-        attempt->error_body.append(chunk);
-        return true;
-      }
-      attempt->decoder->feed(chunk, [&](std::string_view text) {
-        attempt->printed_text = true;
-        attempt->owner->observer_.on_text(text);
-      });
-      return true;
-    };
-  }
-  handler.on_complete = [attempt](net::HttpResponse response) {
-    if (attempt->owner) attempt->owner->complete_attempt(std::move(response));
-  };
-  attempt_ = attempt;
-  attempt->request = transport_.start(std::move(http), std::move(handler));
-}
-
-void Call::complete_attempt(net::HttpResponse response) {
-  std::shared_ptr<Attempt> attempt = std::move(attempt_);
-  attempt->owner = nullptr;
-  const auto& target = *attempt->target;
-  const auto* protocol = attempt->protocol;
-
-  AttemptRecord record;
-  record.provider = target.target.provider;
-  record.model = target.target.model;
-  record.latency = duration_cast<Millis>(clock_.now() - attempt->started);
-  record.printed_text = attempt->printed_text;
-  if (response.status != 0) record.status = response.status;
-
-  std::optional<providers::ChatReply> reply;
-  if (cancelled_) {
-    record.error = ErrorClass::cancelled;
-    record.message = "cancelled";
-  } else if (response.transport != net::TransportStatus::ok &&
-             !(attempt->decoder && response.transport == net::TransportStatus::connection_reset)) {
-    record.error = classify_transport(response.transport);
-    record.message = std::string(net::to_string(response.transport));
-    if (!response.transport_message.empty()) record.message += ": " + response.transport_message;
-  } else if (response.status >= 200 && response.status < 300) {
-    if (attempt->decoder) {
-      auto on_text = [&](std::string_view text) {
-        record.printed_text = true;
-        observer_.on_text(text);
-      };
-      attempt->decoder->finish(on_text);
-      const auto& state = attempt->decoder->state();
-      if (state.error) {
-        record.error = classify_http_error(response.status, *state.error, {});
-        record.message = "error in stream: " + state.error->message;
-      } else if (!state.complete) {
-        record.error = ErrorClass::invalid_response;
-        record.message = "stream ended before the provider's end marker";
-      } else {
-        reply = state.reply;
-      }
-    } else {
-      auto parsed = protocol->parse_reply(response.body);
-      if (parsed.reply) {
-        reply = std::move(parsed.reply);
-      } else {
-        record.error = ErrorClass::invalid_response;
-        record.message = parsed.problem;
-      }
+  if (wait_timer_) {
+    ctx_.transport.cancel_timer(*wait_timer_);
+    wait_timer_.reset();
+    if (in_flight_.empty()) {
+      AttemptRecord record = last_failure_.value_or(AttemptRecord{});
+      record.error = ErrorClass::cancelled;
+      record.message = "cancelled";
+      finish_failure(record, "cancelled");
+      return;
     }
-  } else {
-    // A streamed request collects a non-2xx body through on_body; a plain one gets it here.
-    const std::string& body = spec_.stream ? attempt->error_body : response.body;
-    auto error = protocol->parse_error(response.status, body);
-    auto headers = providers::parse_rate_limit_headers(response.headers, clock_.wall_now());
-    record.error = classify_http_error(response.status, error, headers);
-    record.message =
-        error.message.empty() ? "HTTP " + std::to_string(response.status) : error.message;
   }
-  record.message = redact(std::move(record.message), {target.api_key});
-
-  if (reply) {
-    result_.attempts.push_back(record);
-    observer_.on_attempt_end(record, "answered");
-    result_.target = target;
-    finish_success(std::move(*reply));
-    return;
-  }
-
-  result_.attempts.push_back(record);
-  bool more = next_target_ < spec_.chain.targets.size();
-  bool in_time = time_left() > Millis(0);
-  if (more && in_time && decide_after_failure(record) == NextStep::next_target) {
-    observer_.on_attempt_end(record,
-                             "next target " + spec_.chain.targets[next_target_].target.name());
-    start_attempt();
-    return;
-  }
-  std::string why = !more ? "no target left" : !in_time ? "deadline reached" : "stop";
-  observer_.on_attempt_end(record, why);
-  if (more && !in_time && record.error != ErrorClass::cancelled) {
-    record.error = ErrorClass::timeout;
-    record.message = "deadline of " + format_duration(spec_.deadline) + " reached";
-  }
-  finish_failure(record);
+  for (auto& attempt : in_flight_)
+    ctx_.transport.cancel(attempt->request);
 }
 
-void Call::finish_success(providers::ChatReply reply) {
-  const auto& target = *result_.target;
+// Decides the order of the chain for this call and, with --truncate, shrinks the request to
+// the smallest known context window.
+void Call::plan() {
+  const auto& targets = spec_.chain.targets;
+  progress_.resize(targets.size());
+  std::vector<RouteCandidate> candidates;
+  const std::int64_t now_ms = wall_ms(ctx_.clock);
+  const std::int64_t breaker_window_ms = ctx_.state.breaker_config().window.count();
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    progress_[i].state = ctx_.state.load(targets[i]);
+    const TargetStats& stats = progress_[i].state.stats;
+    RouteCandidate c;
+    c.latency_ms = stats.latency_ms;
+    // A low success rate demotes a target only while its failures are recent: a demoted
+    // target gets little traffic, so its rate would otherwise never recover.
+    if (stats.last_error && now_ms - stats.last_error->at_ms < breaker_window_ms) {
+      c.success_rate = stats.success_rate;
+      c.observed_calls = stats.calls;
+    }
+    c.input_cost = targets[i].model.input_cost;
+    c.output_cost = targets[i].model.output_cost;
+    c.weight = targets[i].weight;
+    candidates.push_back(c);
+  }
+  const Strategy strategy = parse_strategy(spec_.chain.strategy).value_or(Strategy::fallback);
+  RouteContext context;
+  context.input_tokens = estimate_input_tokens(spec_.request);
+  context.output_tokens = spec_.request.max_tokens.value_or(1000);
+  if (strategy == Strategy::round_robin && spec_.chain.route) {
+    context.turn = ctx_.state.take_turn(*spec_.chain.route);
+  }
+  order_ = order_targets(strategy, candidates, context, ctx_.rng);
+  if (!order_.empty()) result_.first_target = targets[order_.front()].target.name();
+
+  if (!spec_.truncate) return;
+  std::optional<std::int64_t> window;
+  for (const auto& t : targets) {
+    if (t.model.context_window) window = std::min(window.value_or(INT64_MAX), *t.model.context_window);
+  }
+  if (!window) return;
+  const std::int64_t reserve = std::min<std::int64_t>(4096, *window / 4);
+  TruncateResult cut = truncate_to_fit(spec_.request, *window, reserve);
+  result_.truncated_messages = cut.dropped_messages;
+  result_.truncated_text = cut.cut_last;
+  if (!cut.fits) {
+    AttemptRecord none;
+    none.error = ErrorClass::context_length;
+    finish_failure(none, "--truncate: the request cannot fit the smallest context window of the "
+                         "chain (" + std::to_string(*window) + " tokens) without emptying its "
+                         "last message");
+  }
+}
+
+std::optional<std::size_t> Call::take_candidate() {
+  const auto& targets = spec_.chain.targets;
+  while (cursor_ < order_.size()) {
+    const std::size_t i = order_[cursor_++];
+    Progress& p = progress_[i];
+    const config::ResolvedTarget& target = targets[i];
+    if (p.done || p.in_flight) continue;
+    if (pass_ > 0) {
+      if (!p.come_back) continue;
+      p.come_back = false;
+    }
+    if (context_floor_ && target.model.context_window &&
+        *target.model.context_window <= *context_floor_) {
+      p.done = true;
+      observer_.on_decision("skipping " + target.target.name() + ": its context window (" +
+                            std::to_string(*target.model.context_window) +
+                            " tokens) is not larger than one that was too small");
+      continue;
+    }
+    if (pass_ > 0) {
+      if (p.retries >= spec_.retries) {
+        p.done = true;
+        continue;
+      }
+      if (!ctx_.state.spend_retry(target.target.provider)) {
+        p.done = true;
+        observer_.on_decision("not trying " + target.target.name() +
+                              " again: the retry budget of " + target.target.provider +
+                              " is spent");
+        continue;
+      }
+      ++p.retries;
+    }
+    const Gate gate = ctx_.state.gate(target, ctx_.clock.now(), spec_.timeout);
+    if (!gate.allowed) {
+      p.done = true;
+      AttemptRecord skipped = skipped_open_record(target, gate, ctx_.clock);
+      result_.attempts.push_back(skipped);
+      if (!last_failure_) last_failure_ = skipped;
+      observer_.on_attempt_end(skipped, "circuit open: " + next_target_text());
+      continue;
+    }
+    return i;
+  }
+  return std::nullopt;
+}
+
+std::string Call::next_target_text() const {
+  for (std::size_t at = cursor_; at < order_.size(); ++at) {
+    const Progress& p = progress_[order_[at]];
+    if (!p.done && !p.in_flight && (pass_ == 0 || p.come_back))
+      return "next target " + spec_.chain.targets[order_[at]].target.name();
+  }
+  for (const Progress& p : progress_) {
+    if (!p.done && p.come_back && p.retries < spec_.retries) return "then another pass";
+  }
+  return "no target left";
+}
+
+void Call::next(Millis waited) {
+  if (finished_) return;
+  if (auto index = take_candidate()) {
+    start_attempt(*index, waited, /*hedge=*/false);
+    return;
+  }
+  if (!in_flight_.empty()) return;  // a hedge is still running; its outcome decides
+  retry_pass();
+}
+
+// Every target of this pass has failed or been skipped. Targets that failed transiently get
+// another pass after a backoff (or the soonest time a server said it would be back), as long
+// as retries, budget and the deadline allow.
+void Call::retry_pass() {
+  const auto& targets = spec_.chain.targets;
+  const auto now = ctx_.clock.now();
+  std::vector<std::string> names;
+  std::optional<Millis> soonest;
+  for (std::size_t i : order_) {
+    const Progress& p = progress_[i];
+    if (p.done || !p.come_back || p.retries >= spec_.retries) continue;
+    names.push_back(targets[i].target.name());
+    Millis available = p.not_before && *p.not_before > now
+                           ? duration_cast<Millis>(*p.not_before - now)
+                           : Millis(0);
+    soonest = std::min(soonest.value_or(available), available);
+  }
+  AttemptRecord last = last_failure_.value_or(AttemptRecord{});
+  if (names.empty()) {
+    finish_failure(last, "no target left");
+    return;
+  }
+  const Millis wait = std::max(backoff_delay(pass_, spec_.backoff, ctx_.rng), *soonest);
+  if (wait >= time_left()) {
+    finish_failure(last, "no time left for another pass over the chain");
+    return;
+  }
+  std::string list;
+  for (const auto& n : names)
+    list += (list.empty() ? "" : ", ") + n;
+  observer_.on_decision("every target failed; trying " + list + " again in " +
+                        format_duration(wait));
+  ++pass_;
+  cursor_ = 0;
+  wait_then(wait, [this, wait] { next(wait); });
+}
+
+void Call::wait_then(Millis wait, std::function<void()> then) {
+  if (wait <= Millis(0)) {
+    then();
+    return;
+  }
+  wait_timer_ = ctx_.transport.add_timer(wait, [this, then = std::move(then)] {
+    wait_timer_.reset();
+    then();
+  });
+}
+
+bool Call::other_target_usable(std::size_t except) const {
+  for (std::size_t i = 0; i < progress_.size(); ++i) {
+    if (i == except) continue;
+    const Progress& p = progress_[i];
+    if (!p.done && !p.in_flight) return true;
+  }
+  return false;
+}
+
+void Call::after_failure(const Attempt& attempt, const AttemptRecord& record,
+                         const Outcome& outcome) {
+  const std::size_t i = attempt.index;
+  Progress& p = progress_[i];
+  const config::ResolvedTarget& target = spec_.chain.targets[i];
+  if (cancelled_ || record.error == ErrorClass::cancelled) {
+    observer_.on_attempt_end(record, "cancelled");
+    finish_failure(record, "cancelled");
+    return;
+  }
+  if (time_left() <= Millis(0)) {
+    observer_.on_attempt_end(record, "deadline reached");
+    AttemptRecord last = record;
+    if (other_target_usable(i) || record.error == ErrorClass::timeout) {
+      last.error = ErrorClass::timeout;
+      last.message = "deadline of " + format_duration(spec_.deadline) + " reached";
+    }
+    finish_failure(last, "deadline reached");
+    return;
+  }
+
+  FailureFacts facts;
+  facts.error = record.error;
+  facts.should_retry = outcome.should_retry;
+  facts.request_exceeds_limit = outcome.request_exceeds_limit;
+  facts.hint = outcome.hint;
+  facts.backoff = backoff_delay(p.retries, spec_.backoff, ctx_.rng);
+  facts.retries_used = p.retries;
+  facts.max_retries = spec_.retries;
+  facts.budget_allows = ctx_.state.can_retry(target.target.provider);
+  facts.time_left = time_left();
+  facts.other_target_usable = other_target_usable(i);
+  facts.move_on_threshold = spec_.move_on_threshold;
+  facts.route_moves_on_content_filter = spec_.route_moves_on_content_filter;
+  Decision decision = decide_after_failure(facts);
+
+  if (record.error == ErrorClass::context_length) {
+    const std::int64_t floor = target.model.context_window.value_or(
+        estimate_input_tokens(spec_.request));
+    context_floor_ = std::max(context_floor_.value_or(0), floor);
+  }
+  if (decision.kind == Decision::Kind::retry_same &&
+      !ctx_.state.spend_retry(target.target.provider)) {
+    decision.kind = Decision::Kind::next_target;
+    decision.come_back = true;
+    decision.reason = "the retry budget of " + target.target.provider + " is spent";
+  }
+
+  switch (decision.kind) {
+    case Decision::Kind::stop:
+      observer_.on_attempt_end(record, decision.reason + ": stop");
+      finish_failure(record, decision.reason);
+      return;
+    case Decision::Kind::retry_same:
+      ++p.retries;
+      p.in_flight = true;  // reserved: no hedge or pass may take it while we wait
+      observer_.on_attempt_end(record, decision.reason + ": retrying " + target.target.name());
+      wait_then(decision.wait, [this, i, wait = decision.wait] {
+        progress_[i].in_flight = false;
+        start_attempt(i, wait, /*hedge=*/false);
+      });
+      return;
+    case Decision::Kind::next_target:
+      if (decision.come_back) {
+        p.come_back = true;
+        if (outcome.hint) p.not_before = ctx_.clock.now() + *outcome.hint;
+      } else {
+        p.done = true;
+      }
+      observer_.on_attempt_end(record, decision.reason + ": " + next_target_text());
+      if (!in_flight_.empty()) return;  // the hedge in flight may still answer
+      next();
+      return;
+  }
+}
+
+void Call::finish_success(const Attempt& attempt, providers::ChatReply reply) {
+  const config::ResolvedTarget& target = spec_.chain.targets[attempt.index];
+  end_in_flight("lost the hedge to " + target.target.name());
+  finished_ = true;
   result_.ok = true;
-  result_.latency = duration_cast<Millis>(clock_.now() - started_);
+  result_.target = target;
+  result_.latency = duration_cast<Millis>(ctx_.clock.now() - started_);
   result_.cost_usd = cost_of(target.model, reply.usage);
-  const auto& first = spec_.chain.targets.front();
+  const auto& first = spec_.chain.targets[order_.front()];
   result_.degraded =
       first.model.tier && target.model.tier && *target.model.tier < *first.model.tier;
   result_.reply = std::move(reply);
@@ -228,42 +354,64 @@ void Call::finish_success(providers::ChatReply reply) {
   done(std::move(result_));
 }
 
-void Call::finish_failure(const AttemptRecord& last) {
+void Call::finish_failure(AttemptRecord last, std::string why) {
+  if (finished_) return;
+  end_in_flight("cancelled: " + why);
+  if (wait_timer_) {
+    ctx_.transport.cancel_timer(*wait_timer_);
+    wait_timer_.reset();
+  }
+  finished_ = true;
   result_.ok = false;
-  result_.latency = duration_cast<Millis>(clock_.now() - started_);
+  result_.latency = duration_cast<Millis>(ctx_.clock.now() - started_);
   result_.error = last.error;
   result_.status = last.status;
-  result_.message = last.provider + "/" + last.model + ": " + last.message;
+  if (last.provider.empty()) {
+    result_.message = why;
+  } else {
+    result_.message = last.provider + "/" + last.model + ": " + last.message;
+  }
   auto done = std::move(done_);
   done(std::move(result_));
 }
 
+// Cancels every attempt still in flight and records it as cancelled, with why.
+void Call::end_in_flight(const std::string& why) {
+  auto still = std::move(in_flight_);
+  in_flight_.clear();
+  for (auto& attempt : still) {
+    AttemptRecord record = record_of(*attempt);
+    record.error = ErrorClass::cancelled;
+    record.message = why;
+    ctx_.state.record(spec_.chain.targets[attempt->index], ErrorClass::cancelled, std::nullopt,
+                      why, record.latency, std::nullopt, ctx_.clock.now(),
+                      wall_ms(ctx_.clock));
+    result_.attempts.push_back(record);
+    observer_.on_attempt_end(record, why);
+    detach(*attempt, ctx_.transport);
+  }
+}
+
 CallResult Call::interrupted_result() const {
   CallResult stopped = result_;
-  if (attempt_) {
-    AttemptRecord record;
-    record.provider = attempt_->target->target.provider;
-    record.model = attempt_->target->target.model;
+  for (const auto& attempt : in_flight_) {
+    AttemptRecord record = record_of(*attempt);
     record.error = ErrorClass::cancelled;
     record.message = "interrupted";
-    record.latency = duration_cast<Millis>(clock_.now() - attempt_->started);
-    record.printed_text = attempt_->printed_text;
     stopped.attempts.push_back(std::move(record));
   }
   stopped.ok = false;
   stopped.error = ErrorClass::cancelled;
   stopped.message = "interrupted";
-  stopped.latency = duration_cast<Millis>(clock_.now() - started_);
+  stopped.latency = duration_cast<Millis>(ctx_.clock.now() - started_);
   return stopped;
 }
 
-CallResult run_call(net::Transport& transport, const net::Clock& clock, CallSpec spec,
-                    CallObserver& observer) {
+CallResult run_call(CallContext context, CallSpec spec, CallObserver& observer) {
   std::optional<CallResult> result;
-  Call call(transport, clock, std::move(spec), observer,
-            [&](CallResult r) { result = std::move(r); });
+  Call call(context, std::move(spec), observer, [&](CallResult r) { result = std::move(r); });
   call.start();
-  transport.run();
+  if (!result) context.transport.run();
   if (!result) return call.interrupted_result();  // the loop was stopped (Ctrl-C)
   return std::move(*result);
 }

@@ -1,15 +1,22 @@
 #pragma once
-// One logical call: a request walked along a chain of targets on the transport's event loop.
-// A Call never blocks; it starts attempts, reacts to their completion, and reports once.
+// One logical call: a request walked along a chain of targets on the transport's event loop,
+// with the retry, failover, breaker, validation and hedging rules of DESIGN.md section 3.
+// A Call never blocks; it starts attempts and timers, reacts to their completion, and
+// reports once.
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "config/config.hpp"
 #include "engine/errors.hpp"
+#include "engine/policy.hpp"
+#include "engine/retry.hpp"
+#include "engine/shared_state.hpp"
+#include "engine/validate.hpp"
 #include "net/transport.hpp"
 #include "providers/types.hpp"
 
@@ -21,30 +28,54 @@ struct CallSpec {
   Millis timeout{60'000};    // one attempt
   Millis deadline{300'000};  // the whole call
   bool stream = false;       // stream on the wire (and report text as it arrives)
+  int retries = 2;           // retries per target for transient errors
+  std::optional<Millis> first_token_timeout;  // an attempt with no text by then is a timeout
+  bool hedge = false;                         // --hedge
+  std::optional<Millis> hedge_after;          // --hedge=DUR; else the target's p95
+  bool truncate = false;  // --truncate: fit the smallest known window of the chain
+  bool route_moves_on_content_filter = false;
+  ValidationRules validation;
+  BackoffConfig backoff;
+  Millis move_on_threshold = kDefaultMoveOnThreshold;
+};
+
+// What the call uses of the outside world. All references must outlive the call.
+struct CallContext {
+  net::Transport& transport;
+  const net::Clock& clock;
+  SharedState& state;
+  std::mt19937_64& rng;
 };
 
 struct AttemptRecord {
   std::string provider;
   std::string model;
-  std::optional<int> status;  // HTTP status; empty when no reply arrived
+  std::optional<int> status;  // HTTP status; empty when no reply arrived (or not sent)
   ErrorClass error = ErrorClass::none;
   std::string message;  // why it failed, for people (redacted of API keys)
   Millis latency{0};
-  Millis waited{0};
-  bool printed_text = false;  // streamed text reached the observer before it failed
+  Millis waited{0};            // slept before this attempt (backoff or the server's hint)
+  bool printed_text = false;   // streamed text reached the observer before it failed
+  bool hedge = false;          // started as a hedge of another attempt
+  std::optional<Millis> ttft;  // time to the first text, when streamed
+  ErrorClass cause = ErrorClass::none;  // skipped_open: the last error of the target
 };
 
 struct CallResult {
   bool ok = false;
   providers::ChatReply reply;
   std::optional<config::ResolvedTarget> target;  // the target that answered
-  bool degraded = false;                         // answered by a lower tier than the first target
+  bool degraded = false;  // answered by a lower tier than the first target tried
+  std::optional<std::string> first_target;  // the first target of this call's order
   std::optional<double> cost_usd;
   ErrorClass error = ErrorClass::none;  // on failure: the class that ended the call
   std::optional<int> status;
   std::string message;
   Millis latency{0};
   std::vector<AttemptRecord> attempts;
+  // The truncation --truncate made, for a log line; 0/false when none.
+  int truncated_messages = 0;
+  bool truncated_text = false;
 };
 
 // What a caller sees while the call runs: live text and one line per decision.
@@ -53,16 +84,14 @@ class CallObserver {
   virtual ~CallObserver() = default;
   virtual void on_attempt_start(const config::ResolvedTarget& /*target*/, int /*number*/) {}
   virtual void on_text(std::string_view /*text*/) {}
-  // `next` is the target the call moves to, or empty when the call ends here.
+  // Every finished or skipped attempt, with what the call decided to do next and why.
   virtual void on_attempt_end(const AttemptRecord& /*attempt*/, std::string_view /*decision*/) {}
+  // A decision that is not about one attempt (a pass over the chain again, a hedge).
+  virtual void on_decision(std::string_view /*what*/) {}
 };
 
-// What to do after a failed attempt. The one place the failover policy lives, so the
-// resilience engine can replace it without touching the call machinery.
-enum class NextStep { next_target, stop };
-NextStep decide_after_failure(const AttemptRecord& attempt);
-
-// The exit code for a failed call, from every attempt it made (DESIGN.md section 1).
+// The exit code for a failed call (DESIGN.md section 1): 130 cancelled, 4 when the request
+// itself was rejected, 5 when every target tried refused the key, else 1.
 int exit_code_for_failure(const CallResult& result);
 
 // Dollars for a reply, when the model's prices are known.
@@ -71,41 +100,66 @@ std::optional<double> cost_of(const config::ModelConfig& model, const providers:
 class Call {
  public:
   using Done = std::function<void(CallResult)>;
-  Call(net::Transport& transport, const net::Clock& clock, CallSpec spec, CallObserver& observer,
-       Done done);
+  Call(CallContext context, CallSpec spec, CallObserver& observer, Done done);
   ~Call();
   Call(const Call&) = delete;
   Call& operator=(const Call&) = delete;
 
   void start();
-  void cancel();  // cancels the attempt in flight; the call then reports `cancelled`
+  void cancel();  // cancels what is in flight; the call then reports `cancelled`
   // What the call has done when its loop was stopped before it reported (Ctrl-C): the
-  // attempts so far and the one in flight, as `cancelled`.
+  // attempts so far and those in flight, as `cancelled`.
   CallResult interrupted_result() const;
 
- private:
+  // Defined in call_internal.hpp, for the call machinery's own files only.
   struct Attempt;
-  void start_attempt();
-  void complete_attempt(net::HttpResponse response);
-  void finish_success(providers::ChatReply reply);
-  void finish_failure(const AttemptRecord& last);
+  struct Progress;  // per target of the chain, for this call
+  struct Outcome;   // what one finished attempt came to
+
+ private:
+
+  // call.cpp: the walk along the chain.
+  void plan();
+  std::optional<std::size_t> take_candidate();  // the next target to try, skipping closed ones
+  std::string next_target_text() const;         // "next target p/m", for -v
+  void next(Millis waited = Millis(0));
+  void retry_pass();
+  void after_failure(const Attempt& attempt, const AttemptRecord& record, const Outcome& outcome);
+  bool other_target_usable(std::size_t except) const;
+  void finish_success(const Attempt& attempt, providers::ChatReply reply);
+  void finish_failure(AttemptRecord last, std::string why);
+  void end_in_flight(const std::string& why);
+  void wait_then(Millis wait, std::function<void()> then);
   Millis time_left() const;
 
-  net::Transport& transport_;
-  const net::Clock& clock_;
+  // call_attempt.cpp: one exchange with one target.
+  void start_attempt(std::size_t index, Millis waited, bool hedge);
+  void complete_attempt(const std::shared_ptr<Attempt>& attempt, net::HttpResponse response);
+  void arm_hedge(const std::shared_ptr<Attempt>& attempt);
+  void on_first_text(Attempt& attempt);
+  AttemptRecord record_of(const Attempt& attempt) const;
+
+  CallContext ctx_;
   CallSpec spec_;
   CallObserver& observer_;
   Done done_;
   std::chrono::steady_clock::time_point started_;
-  size_t next_target_ = 0;
-  std::shared_ptr<Attempt> attempt_;  // the attempt in flight, shared with its callbacks
+  std::vector<std::size_t> order_;  // indices into spec_.chain.targets, in trying order
+  std::vector<Progress> progress_;
+  std::size_t cursor_ = 0;       // next position in order_ for this pass
+  int pass_ = 0;                 // 0: first pass; later passes retry come-back targets
+  std::vector<std::shared_ptr<Attempt>> in_flight_;
+  std::optional<net::Transport::Id> wait_timer_;
+  std::optional<std::int64_t> context_floor_;  // after context_length: windows must exceed it
+  Attempt* printer_ = nullptr;  // the streamed attempt whose text reaches the observer
   CallResult result_;
+  std::optional<AttemptRecord> last_failure_;
   bool cancelled_ = false;
+  bool finished_ = false;
 };
 
 // Runs one call to completion on the transport's loop and returns its result.
-CallResult run_call(net::Transport& transport, const net::Clock& clock, CallSpec spec,
-                    CallObserver& observer);
+CallResult run_call(CallContext context, CallSpec spec, CallObserver& observer);
 
 // Replaces every occurrence of each secret in text, so provider messages that echo a key
 // never reach output.

@@ -27,7 +27,10 @@ struct TruncateResult {
 // (request.max_tokens, else `default_output`). Drops the oldest non-system messages first,
 // never the last one; if the last message alone is still too large, removes the start of its
 // text (keeping the end, which is usually the question) at a UTF-8 boundary. The system
-// prompt is never touched; when it alone does not fit, fits is false.
+// prompt is never touched; when it alone does not fit, fits is false. Messages with role
+// "system" count as part of the system prompt and are never dropped. When the request cannot be
+// made to fit without emptying the last message, it is left unchanged (fits false, estimate as
+// given) so the error reports its real size.
 TruncateResult truncate_to_fit(providers::ChatRequest& request, std::int64_t window,
                                std::int64_t default_output);
 

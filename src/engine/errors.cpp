@@ -42,6 +42,10 @@ std::string_view to_string(ErrorClass c) {
       return "schema_mismatch";
     case ErrorClass::truncated:
       return "truncated";
+    case ErrorClass::skipped_open:
+      return "skipped_open";
+    case ErrorClass::skipped_budget:
+      return "skipped_budget";
     case ErrorClass::cancelled:
       return "cancelled";
   }
@@ -135,9 +139,16 @@ ErrorClass classify_http_error(int status, const providers::ProviderError& error
     if (code == rule.type_or_code || type == rule.type_or_code) return rule.error_class;
   }
   if (status == 400 && message_says_context_too_long(message)) return ErrorClass::context_length;
-  (void)
-      headers;  // x-should-retry decides whether to retry, not the class: the retry policy reads it
+  // x-should-retry decides whether to retry, not the class: engine/policy reads it.
+  (void)headers;
   return classify_by_status(status);
+}
+
+bool request_exceeds_rate_limit(int status, const providers::ProviderError& error) {
+  if (status != 429) return false;
+  const std::string message = lower(error.message);
+  return contains(message, "request too large") &&
+         (contains(message, "per min") || contains(message, "tpm"));
 }
 
 ErrorClass classify_transport(net::TransportStatus status) {

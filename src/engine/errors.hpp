@@ -27,6 +27,8 @@ enum class ErrorClass {
   refusal,
   schema_mismatch,
   truncated,
+  skipped_open,    // not sent: the target's circuit is open
+  skipped_budget,  // not sent: the target has no capacity now (issue 4's limiter)
   cancelled,
 };
 
@@ -39,6 +41,11 @@ bool is_request_rejection(ErrorClass c);
 // retry headers. Pure; the table it applies is in errors.cpp.
 ErrorClass classify_http_error(int status, const providers::ProviderError& error,
                                const providers::RateLimitInfo& headers);
+
+// A 429 saying that this one request is larger than the target's whole tokens-per-minute
+// limit (OpenAI: "Request too large for gpt-4o ... on tokens per min (TPM): Limit 30000,
+// Requested 50000"): waiting cannot help, only another target can.
+bool request_exceeds_rate_limit(int status, const providers::ProviderError& error);
 
 // Classifies an exchange that produced no HTTP reply at all.
 ErrorClass classify_transport(net::TransportStatus status);

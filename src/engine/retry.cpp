@@ -103,6 +103,8 @@ bool RetryBudget::allow_retry() {
   return true;
 }
 
+void RetryBudget::set_tokens(double tokens) { tokens_ = std::clamp(tokens, 0.0, max_tokens_); }
+
 void RetryBudget::on_success() {
   tokens_ = std::min(max_tokens_, tokens_ + token_ratio_);
 }
@@ -131,6 +133,8 @@ bool is_transient(ErrorClass c) {
     case ErrorClass::refusal:
     case ErrorClass::schema_mismatch:
     case ErrorClass::truncated:
+    case ErrorClass::skipped_open:
+    case ErrorClass::skipped_budget:
     case ErrorClass::cancelled:
       return false;
   }

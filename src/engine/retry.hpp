@@ -78,6 +78,8 @@ class RetryBudget {
   void on_failure();
 
   double tokens() const { return tokens_; }
+  // Restores a level read back from the shared state, clamped to [0, max_tokens].
+  void set_tokens(double tokens);
   double max_tokens() const { return max_tokens_; }
 
  private:

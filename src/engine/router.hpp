@@ -39,7 +39,8 @@ std::string_view to_string(Strategy s);
 //   fastest:     ascending latency; targets with no latency yet come first (in configured
 //                order) so that the route learns them, then the known ones.
 //   cheapest:    ascending estimated cost of this request (input_tokens * input_cost +
-//                output_tokens * output_cost); targets with unknown prices last, as configured.
+//                output_tokens * output_cost); targets with unknown prices last, as configured
+//                (a price is unknown when either of the two is).
 //   weighted:    a weighted random permutation (each next pick drawn in proportion to weight
 //                among those left; zero weights last, as configured).
 //   round-robin: configured order rotated left by turn % size.

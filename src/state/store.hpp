@@ -15,6 +15,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/duration.hpp"
+
 namespace detour::state {
 
 // Thrown by a store that cannot do what it was asked (locked past its busy timeout, read-only,
@@ -47,13 +49,19 @@ class Store {
 // Nothing persists; one process's map. Also what every store falls back to.
 std::unique_ptr<Store> make_memory_store();
 
+// How long a SQLite store waits for another process's write lock before giving up with
+// StoreError. Updates hold the lock for microseconds, so only a stuck process makes it expire.
+inline constexpr Millis kDefaultBusyTimeout{2000};
+
 // A SQLite file (created with its directory, mode 0600), WAL journal, busy timeout, one short
 // BEGIN IMMEDIATE transaction per update. Throws StoreError when the file cannot be opened
 // as a detour state database.
-std::unique_ptr<Store> make_sqlite_store(const std::string& path);
+std::unique_ptr<Store> make_sqlite_store(const std::string& path,
+                                         Millis busy_timeout = kDefaultBusyTimeout);
 
-// The default file: $XDG_STATE_HOME/detour/state.db, else ~/.local/state/detour/state.db.
-// `env` looks up an environment variable (empty optional when unset).
+// The default file: $XDG_STATE_HOME/detour/state.db, else ~/.local/state/detour/state.db;
+// empty when neither variable is usable. `env` looks up an environment variable (empty
+// optional when unset).
 std::string default_state_path(
     const std::function<std::optional<std::string>(std::string_view)>& env);
 
@@ -64,6 +72,6 @@ std::string default_state_path(
 // returned store wraps the real one and switches over on its first StoreError).
 std::unique_ptr<Store> open_store(
     const std::string& url, const std::function<std::optional<std::string>(std::string_view)>& env,
-    std::function<void(const std::string&)> warn);
+    std::function<void(const std::string&)> warn, Millis busy_timeout = kDefaultBusyTimeout);
 
 }  // namespace detour::state

@@ -143,7 +143,8 @@ TEST_CASE("no prompt is a usage error, never a hang, and nothing is sent", "[ask
 
 TEST_CASE("--json prints every field, on success and on failure", "[ask]") {
   Env env(json{{"models", {{"broken", {{"fault", "unavailable"}}}}}});
-  auto r = env.ask({"--json", "-m", "smart", "hi"}, terminal_stdin());
+  // No retries: one attempt per target, so the attempts are exactly the chain.
+  auto r = env.ask({"--json", "--retries", "0", "-m", "smart", "hi"}, terminal_stdin());
   REQUIRE(r.exit_code == 0);
   auto j = json::parse(r.out);
   CHECK(j["ok"] == true);
@@ -168,7 +169,7 @@ TEST_CASE("--json prints every field, on success and on failure", "[ask]") {
     CHECK(a["waited_ms"] == 0);
   }
 
-  r = env.ask({"--json", "-m", "oa/broken", "hi"}, terminal_stdin());
+  r = env.ask({"--json", "--retries", "0", "-m", "oa/broken", "hi"}, terminal_stdin());
   CHECK(r.exit_code == 1);
   j = json::parse(r.out);
   CHECK(j["ok"] == false);
@@ -211,9 +212,9 @@ TEST_CASE("the chain moves to the second target when the first fails", "[ask]") 
 
 TEST_CASE("--no-fallback stops at the first target", "[ask]") {
   Env env(json{{"models", {{"broken", {{"fault", "unavailable"}}}}}});
-  auto r = env.ask({"--no-fallback", "-m", "smart", "hi"}, terminal_stdin());
+  auto r = env.ask({"--no-fallback", "--retries", "1", "-m", "smart", "hi"}, terminal_stdin());
   CHECK(r.exit_code == 1);
-  CHECK(env.mock.stats()["requests"] == 1);
+  CHECK(env.mock.stats()["requests"] == 2);  // the first target and its one retry
 }
 
 TEST_CASE("exit codes: usage 2, configuration 3, rejected 4, auth 5", "[ask]") {

@@ -5,6 +5,22 @@
 
 using namespace detour;
 
+namespace {
+
+engine::AttemptRecord attempt(const char* model, int status, engine::ErrorClass error,
+                              Millis latency, Millis waited) {
+  engine::AttemptRecord a;
+  a.provider = "openai";
+  a.model = model;
+  a.status = status;
+  a.error = error;
+  a.latency = latency;
+  a.waited = waited;
+  return a;
+}
+
+}  // namespace
+
 TEST_CASE("-o values are JSON when they parse, strings otherwise", "[ask]") {
   auto extra = cli::parse_extra_params(
       {"top_p=0.5", "seed=7", "stop=[\"x\"]", "user=alice", "logprobs=true", "note=a=b"});
@@ -36,10 +52,8 @@ TEST_CASE("--json carries every documented field", "[ask]") {
   ok.reply = {"hello", "stop", "gpt-4o-mini-2024-07-18", {12, 34}};
   ok.cost_usd = 0.000022;
   ok.latency = Millis(812);
-  ok.attempts = {
-      {"openai", "gpt-4o", 429, engine::ErrorClass::rate_limited, "slow", Millis(120), Millis(0),
-       false},
-      {"openai", "gpt-4o-mini", 200, engine::ErrorClass::none, "", Millis(690), Millis(0), false}};
+  ok.attempts = {attempt("gpt-4o", 429, engine::ErrorClass::rate_limited, Millis(120), Millis(0)),
+                 attempt("gpt-4o-mini", 200, engine::ErrorClass::none, Millis(690), Millis(0))};
   auto j = cli::result_to_json(ok, chain);
   CHECK(j["ok"] == true);
   CHECK(j["content"] == "hello");

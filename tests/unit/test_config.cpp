@@ -59,7 +59,7 @@ TEST_CASE("config errors name file:line:column, the key and what is wrong", "[co
        {"config.toml:2:1: providers.openai.rmp: unknown key (did you mean 'rpm'?)"}},
       {"[providers.openai]\napi_key = \"x\"\n",
        {"config.toml:2:1: providers.openai.api_key: unknown key", "api_key_env"}},
-      {"[breaker]\nfailures = 3\n", {"config.toml:1:2: breaker: unknown table", "[defaults]"}},
+      {"[limits]\nrpm = 3\n", {"config.toml:1:2: limits: unknown table", "[defaults]"}},
       {"model = \"smart\"\n",
        {"config.toml:1:1: model: unknown key", "did you mean to put it under [defaults]?"}},
       {"providers = 5\n", {"config.toml:1:13: providers: expected a table, got integer 5"}},

@@ -84,8 +84,14 @@ TEST_CASE("transport failures classify as timeout or connection", "[errors]") {
 TEST_CASE("exit codes follow the classes of every attempt", "[errors]") {
   auto result_of = [](std::vector<ErrorClass> classes) {
     engine::CallResult r;
-    for (auto c : classes)
-      r.attempts.push_back(engine::AttemptRecord{"p", "m", 400, c, "", {}, {}, false});
+    for (auto c : classes) {
+      engine::AttemptRecord a;
+      a.provider = "p";
+      a.model = "m";
+      a.status = 400;
+      a.error = c;
+      r.attempts.push_back(a);
+    }
     r.error = classes.back();
     return r;
   };
@@ -94,14 +100,23 @@ TEST_CASE("exit codes follow the classes of every attempt", "[errors]") {
   CHECK(engine::exit_code_for_failure(result_of({ErrorClass::auth, ErrorClass::auth})) == 5);
   CHECK(engine::exit_code_for_failure(result_of({ErrorClass::auth, ErrorClass::overloaded})) == 1);
   CHECK(engine::exit_code_for_failure(result_of({ErrorClass::cancelled})) == 130);
+  // The class that ended the call decides a rejection: a 503 before a bad request is still 4.
+  CHECK(engine::exit_code_for_failure(
+            result_of({ErrorClass::overloaded, ErrorClass::bad_request})) == 4);
+  // A circuit opened by an auth failure still says auth.
+  auto skipped = result_of({ErrorClass::skipped_open});
+  skipped.attempts[0].cause = ErrorClass::auth;
+  skipped.error = ErrorClass::skipped_open;
+  CHECK(engine::exit_code_for_failure(skipped) == 5);
 }
 
-TEST_CASE("the foundation policy moves on after every failure but a cancel", "[errors]") {
-  engine::AttemptRecord a;
-  for (auto c : {ErrorClass::rate_limited, ErrorClass::bad_request, ErrorClass::timeout}) {
-    a.error = c;
-    CHECK(engine::decide_after_failure(a) == engine::NextStep::next_target);
-  }
-  a.error = ErrorClass::cancelled;
-  CHECK(engine::decide_after_failure(a) == engine::NextStep::stop);
+TEST_CASE("a 429 for a request larger than the whole TPM limit is recognised", "[errors]") {
+  providers::ProviderError e;
+  e.message =
+      "Request too large for gpt-4o in organization org-x on tokens per min (TPM): Limit 30000, "
+      "Requested 50000. The input or output tokens must be reduced in order to run successfully.";
+  CHECK(engine::request_exceeds_rate_limit(429, e));
+  CHECK_FALSE(engine::request_exceeds_rate_limit(413, e));
+  e.message = "Rate limit reached for gpt-4o on tokens per min (TPM). Please try again in 6ms.";
+  CHECK_FALSE(engine::request_exceeds_rate_limit(429, e));
 }

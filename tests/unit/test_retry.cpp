@@ -281,6 +281,8 @@ TEST_CASE("is_transient: the classes worth retrying", "[retry]") {
       {ErrorClass::refusal, false},
       {ErrorClass::schema_mismatch, false},
       {ErrorClass::truncated, false},
+      {ErrorClass::skipped_open, false},
+      {ErrorClass::skipped_budget, false},
       {ErrorClass::cancelled, false},
   };
   // Every class, once: the row count follows the enum (cancelled is its last value).

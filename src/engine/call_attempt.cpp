@@ -1,0 +1,274 @@
+// One exchange with one target: building and starting it, streaming its text, the
+// first-token timer and the hedge timer, and turning its response into a record.
+#include <algorithm>
+
+#include "engine/call.hpp"
+#include "engine/call_internal.hpp"
+
+namespace detour::engine {
+
+using std::chrono::duration_cast;
+
+// With --hedge and no history of the target: how long to wait for a first token before
+// asking another target too. Long enough not to double every call of a healthy provider.
+constexpr Millis kDefaultHedgeDelay{2000};
+
+std::int64_t wall_ms(const net::Clock& clock) {
+  return duration_cast<Millis>(clock.wall_now().time_since_epoch()).count();
+}
+
+void detach(Call::Attempt& attempt, net::Transport& transport) {
+  attempt.owner = nullptr;
+  if (attempt.first_token_timer) transport.cancel_timer(*attempt.first_token_timer);
+  if (attempt.hedge_timer) transport.cancel_timer(*attempt.hedge_timer);
+  attempt.first_token_timer.reset();
+  attempt.hedge_timer.reset();
+  transport.cancel(attempt.request);
+}
+
+AttemptRecord skipped_open_record(const config::ResolvedTarget& target, const Gate& gate,
+                                  const net::Clock& clock) {
+  AttemptRecord r;
+  r.provider = target.target.provider;
+  r.model = target.target.model;
+  r.error = ErrorClass::skipped_open;
+  r.message = "circuit open";
+  if (gate.open_until) {
+    auto left = duration_cast<Millis>(*gate.open_until - clock.now());
+    r.message += " for " + format_duration(std::max(Millis(0), left));
+  }
+  if (gate.cause) {
+    r.message += " after " + gate.cause->error_class;
+    if (!gate.cause->message.empty()) r.message += " (" + gate.cause->message + ")";
+    for (int c = 0; c <= static_cast<int>(ErrorClass::cancelled); ++c) {
+      if (to_string(static_cast<ErrorClass>(c)) == gate.cause->error_class)
+        r.cause = static_cast<ErrorClass>(c);
+    }
+  }
+  return r;
+}
+
+AttemptRecord Call::record_of(const Attempt& attempt) const {
+  const config::ResolvedTarget& target = spec_.chain.targets[attempt.index];
+  AttemptRecord r;
+  r.provider = target.target.provider;
+  r.model = target.target.model;
+  r.latency = duration_cast<Millis>(ctx_.clock.now() - attempt.started);
+  r.waited = attempt.waited;
+  r.printed_text = attempt.printed_text;
+  r.hedge = attempt.hedge;
+  r.ttft = attempt.ttft;
+  return r;
+}
+
+void Call::start_attempt(std::size_t index, Millis waited, bool hedge) {
+  const config::ResolvedTarget& target = spec_.chain.targets[index];
+  auto attempt = std::make_shared<Attempt>();
+  attempt->owner = this;
+  attempt->index = index;
+  attempt->protocol = providers::find_protocol(target.provider->protocol);
+  attempt->started = ctx_.clock.now();
+  attempt->waited = waited;
+  attempt->hedge = hedge;
+  progress_[index].in_flight = true;
+  observer_.on_attempt_start(
+      target, static_cast<int>(result_.attempts.size() + in_flight_.size()) + 1);
+
+  providers::ChatRequest request = spec_.request;
+  request.model = target.target.model;
+  request.stream = spec_.stream;
+  net::HttpRequest http = attempt->protocol->build_request(
+      providers::Endpoint{target.provider->base_url, target.api_key}, request);
+  const Millis budget = std::max(Millis(1), std::min(spec_.timeout, time_left()));
+  http.total_timeout = budget;
+  // A plain request's first token arrives with its headers; a stream's is timed below.
+  if (spec_.first_token_timeout && !spec_.stream) {
+    http.first_byte_timeout = std::min(*spec_.first_token_timeout, budget);
+  }
+
+  net::ResponseHandler handler;
+  if (spec_.stream) {
+    handler.on_headers = [attempt](int status, const net::Headers&) {
+      if (status >= 200 && status < 300)
+        attempt->decoder = attempt->protocol->make_stream_decoder();
+    };
+    handler.on_body = [attempt](std::string_view chunk) {
+      if (!attempt->owner) return false;
+      if (!attempt->decoder) {
+        attempt->error_body.append(chunk);
+        return true;
+      }
+      Call& call = *attempt->owner;
+      attempt->decoder->feed(chunk, [&](std::string_view text) {
+        if (!attempt->ttft) call.on_first_text(*attempt);
+        if (call.printer_ == attempt.get()) {
+          attempt->printed_text = true;
+          call.observer_.on_text(text);
+        }
+      });
+      return attempt->owner != nullptr;
+    };
+  }
+  handler.on_complete = [attempt](net::HttpResponse response) {
+    if (attempt->owner) attempt->owner->complete_attempt(attempt, std::move(response));
+  };
+  in_flight_.push_back(attempt);
+  attempt->request = ctx_.transport.start(std::move(http), std::move(handler));
+
+  if (spec_.stream && spec_.first_token_timeout) {
+    attempt->first_token_timer =
+        ctx_.transport.add_timer(*spec_.first_token_timeout, [this, attempt] {
+          attempt->first_token_timer.reset();
+          if (!attempt->owner || attempt->ttft) return;
+          attempt->first_token_timed_out = true;
+          ctx_.transport.cancel(attempt->request);
+        });
+  }
+  if (spec_.hedge && !hedge && in_flight_.size() == 1) arm_hedge(attempt);
+}
+
+void Call::arm_hedge(const std::shared_ptr<Attempt>& attempt) {
+  Millis delay = kDefaultHedgeDelay;
+  const TargetStats& stats = progress_[attempt->index].state.stats;
+  const auto& history = spec_.stream ? stats.ttft_ms : stats.latencies_ms;
+  if (spec_.hedge_after) {
+    delay = *spec_.hedge_after;
+  } else if (auto p95 = percentile(history, 95)) {
+    delay = Millis(std::max<std::int64_t>(1, *p95));
+  }
+  attempt->hedge_timer = ctx_.transport.add_timer(delay, [this, attempt, delay] {
+    attempt->hedge_timer.reset();
+    if (!attempt->owner || attempt->ttft || finished_) return;
+    const std::string primary = spec_.chain.targets[attempt->index].target.name();
+    const std::size_t saved_cursor = cursor_;
+    auto index = take_candidate();
+    if (!index) {
+      observer_.on_decision("no first token from " + primary + " after " +
+                            format_duration(delay) + ", and no other target to hedge with");
+      return;
+    }
+    const config::ResolvedTarget& other = spec_.chain.targets[*index];
+    if (!ctx_.state.spend_retry(other.target.provider)) {
+      cursor_ = saved_cursor;  // not hedging: the target stays where it was in the order
+      observer_.on_decision("not hedging with " + other.target.name() + ": the retry budget of " +
+                            other.target.provider + " is spent");
+      return;
+    }
+    observer_.on_decision("no first token from " + primary + " after " + format_duration(delay) +
+                          ": hedging with " + other.target.name());
+    start_attempt(*index, Millis(0), /*hedge=*/true);
+  });
+}
+
+// The first text of a streamed attempt: its timers stop, and if it is the first attempt of
+// the call to produce text it is the one printed; any other attempt in flight lost the race.
+void Call::on_first_text(Attempt& attempt) {
+  attempt.ttft = duration_cast<Millis>(ctx_.clock.now() - attempt.started);
+  if (attempt.first_token_timer) ctx_.transport.cancel_timer(*attempt.first_token_timer);
+  if (attempt.hedge_timer) ctx_.transport.cancel_timer(*attempt.hedge_timer);
+  attempt.first_token_timer.reset();
+  attempt.hedge_timer.reset();
+  if (printer_) return;
+  printer_ = &attempt;
+  for (auto& other : in_flight_) {
+    if (other.get() == &attempt || other->lost) continue;
+    other->lost = true;
+    ctx_.transport.cancel(other->request);
+  }
+}
+
+void Call::complete_attempt(const std::shared_ptr<Attempt>& attempt, net::HttpResponse response) {
+  in_flight_.erase(std::find(in_flight_.begin(), in_flight_.end(), attempt));
+  detach(*attempt, ctx_.transport);
+  if (printer_ == attempt.get()) printer_ = nullptr;
+  progress_[attempt->index].in_flight = false;
+  const config::ResolvedTarget& target = spec_.chain.targets[attempt->index];
+  const providers::Protocol* protocol = attempt->protocol;
+
+  AttemptRecord record = record_of(*attempt);
+  if (response.status != 0) record.status = response.status;
+  Outcome outcome;
+  std::optional<providers::ChatReply> reply;
+
+  if (attempt->lost) {
+    record.error = ErrorClass::cancelled;
+    record.message = "lost the hedge";
+  } else if (attempt->first_token_timed_out) {
+    record.error = ErrorClass::timeout;
+    record.message = "no first token within " + format_duration(*spec_.first_token_timeout);
+  } else if (cancelled_) {
+    record.error = ErrorClass::cancelled;
+    record.message = "cancelled";
+  } else if (response.transport != net::TransportStatus::ok &&
+             !(attempt->decoder && response.transport == net::TransportStatus::connection_reset)) {
+    record.error = classify_transport(response.transport);
+    record.message = std::string(net::to_string(response.transport));
+    if (!response.transport_message.empty()) record.message += ": " + response.transport_message;
+  } else if (response.status >= 200 && response.status < 300) {
+    if (attempt->decoder) {
+      attempt->decoder->finish([&](std::string_view text) {
+        if (printer_ == nullptr || printer_ == attempt.get()) {
+          record.printed_text = true;
+          observer_.on_text(text);
+        }
+      });
+      const auto& state = attempt->decoder->state();
+      if (state.error) {
+        record.error = classify_http_error(response.status, *state.error, {});
+        record.message = "error in stream: " + state.error->message;
+      } else if (!state.complete) {
+        record.error = ErrorClass::invalid_response;
+        record.message = "stream ended before the provider's end marker";
+      } else {
+        reply = state.reply;
+      }
+    } else {
+      auto parsed = protocol->parse_reply(response.body);
+      if (parsed.reply) {
+        reply = std::move(parsed.reply);
+      } else {
+        record.error = ErrorClass::invalid_response;
+        record.message = parsed.problem;
+      }
+    }
+    if (reply) {
+      ValidationResult check = validate_reply(*reply, spec_.validation);
+      if (check.error != ErrorClass::none) {
+        record.error = check.error;
+        record.message = check.message;
+        reply.reset();
+      }
+    }
+  } else {
+    // A streamed request collects a non-2xx body through on_body; a plain one gets it here.
+    const std::string& body = spec_.stream ? attempt->error_body : response.body;
+    auto error = protocol->parse_error(response.status, body);
+    auto headers = providers::parse_rate_limit_headers(response.headers, ctx_.clock.wall_now());
+    record.error = classify_http_error(response.status, error, headers);
+    record.message =
+        error.message.empty() ? "HTTP " + std::to_string(response.status) : error.message;
+    outcome.should_retry = headers.should_retry;
+    outcome.request_exceeds_limit = request_exceeds_rate_limit(response.status, error);
+    outcome.hint = server_hint(headers, error);
+  }
+  record.message = redact(std::move(record.message), {target.api_key});
+
+  ctx_.state.record(target, record.error, record.status, record.message, record.latency,
+                    record.ttft, ctx_.clock.now(), wall_ms(ctx_.clock));
+  if (!attempt->lost) ctx_.state.budget_outcome(target.target.provider, record.error);
+  result_.attempts.push_back(record);
+
+  if (reply) {
+    observer_.on_attempt_end(record, "answered");
+    finish_success(*attempt, std::move(*reply));
+    return;
+  }
+  if (attempt->lost) {
+    observer_.on_attempt_end(record, "lost the hedge");
+    return;
+  }
+  last_failure_ = record;
+  after_failure(*attempt, record, outcome);
+}
+
+}  // namespace detour::engine

@@ -1,0 +1,180 @@
+#include "engine/target_state.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+namespace detour::engine {
+
+using nlohmann::json;
+
+std::string target_key(const config::Target& target) { return "target:" + target.name(); }
+std::string provider_key(const std::string& provider) { return "provider:" + provider; }
+std::string route_key(const std::string& route) { return "route:" + route; }
+
+std::string key_fingerprint(const std::string& api_key) {
+  if (api_key.empty()) return "";
+  std::uint64_t hash = 0xcbf29ce484222325ULL;
+  for (unsigned char c : api_key) {
+    hash ^= c;
+    hash *= 0x100000001b3ULL;
+  }
+  // 32 of 64 bits: enough to notice a changed key, too few to help anyone guess one.
+  char out[9];
+  std::snprintf(out, sizeof out, "%08x", static_cast<unsigned>(hash >> 32));
+  return out;
+}
+
+namespace {
+
+std::string_view stored_name(BreakerSnapshot::Stored s) {
+  switch (s) {
+    case BreakerSnapshot::Stored::closed:
+      return "closed";
+    case BreakerSnapshot::Stored::open:
+      return "open";
+    case BreakerSnapshot::Stored::half_open:
+      return "half_open";
+  }
+  return "closed";
+}
+
+template <typename T>
+std::optional<T> field(const json& doc, const char* name) {
+  if (!doc.is_object()) return std::nullopt;
+  auto it = doc.find(name);
+  if (it == doc.end() || it->is_null()) return std::nullopt;
+  if constexpr (std::is_same_v<T, std::string>) {
+    if (!it->is_string()) return std::nullopt;
+  } else if constexpr (std::is_same_v<T, bool>) {
+    if (!it->is_boolean()) return std::nullopt;
+  } else {
+    if (!it->is_number()) return std::nullopt;
+  }
+  return it->get<T>();
+}
+
+std::vector<std::int64_t> int_list(const json& doc, const char* name) {
+  std::vector<std::int64_t> out;
+  if (!doc.is_object() || !doc.contains(name) || !doc[name].is_array()) return out;
+  for (const auto& v : doc[name]) {
+    if (v.is_number()) out.push_back(v.get<std::int64_t>());
+  }
+  return out;
+}
+
+json optional_json(const auto& value) {
+  if (value) return *value;
+  return nullptr;
+}
+
+void push_recent(std::vector<std::int64_t>& values, std::int64_t value) {
+  values.push_back(value);
+  if (values.size() > TargetStats::kRecent) values.erase(values.begin());
+}
+
+double ewma(std::optional<double> previous, double sample) {
+  if (!previous) return sample;
+  return TargetStats::kAlpha * sample + (1 - TargetStats::kAlpha) * *previous;
+}
+
+}  // namespace
+
+json to_json(const TargetState& s) {
+  json window = json::array();
+  for (const auto& [ms, failed] : s.breaker.window)
+    window.push_back({ms, failed});
+  json breaker = {{"state", stored_name(s.breaker.state)},
+                  {"open_until_ms", optional_json(s.breaker.open_until_ms)},
+                  {"consecutive_failures", s.breaker.consecutive_failures},
+                  {"trips", s.breaker.trips},
+                  {"window", std::move(window)}};
+  json stats = {{"calls", s.stats.calls},
+                {"success_rate", optional_json(s.stats.success_rate)},
+                {"latency_ms", optional_json(s.stats.latency_ms)},
+                {"latencies_ms", s.stats.latencies_ms},
+                {"ttft_ms", s.stats.ttft_ms},
+                {"last_success_ms", optional_json(s.stats.last_success_ms)}};
+  if (s.stats.last_error) {
+    const auto& e = *s.stats.last_error;
+    stats["last_error"] = {{"class", e.error_class},
+                           {"status", optional_json(e.status)},
+                           {"message", e.message},
+                           {"at_ms", e.at_ms}};
+  }
+  return {{"breaker", std::move(breaker)},
+          {"key_id", s.key_id},
+          {"probe_claimed_ms", optional_json(s.probe_claimed_ms)},
+          {"stats", std::move(stats)}};
+}
+
+TargetState target_state_from_json(const json& doc) {
+  TargetState s;
+  if (!doc.is_object()) return s;
+  s.key_id = field<std::string>(doc, "key_id").value_or("");
+  s.probe_claimed_ms = field<std::int64_t>(doc, "probe_claimed_ms");
+
+  const json breaker = doc.value("breaker", json::object());
+  const std::string state = field<std::string>(breaker, "state").value_or("closed");
+  s.breaker.state = state == "open"        ? BreakerSnapshot::Stored::open
+                    : state == "half_open" ? BreakerSnapshot::Stored::half_open
+                                           : BreakerSnapshot::Stored::closed;
+  s.breaker.open_until_ms = field<std::int64_t>(breaker, "open_until_ms");
+  s.breaker.consecutive_failures = field<int>(breaker, "consecutive_failures").value_or(0);
+  s.breaker.trips = field<int>(breaker, "trips").value_or(0);
+  if (breaker.is_object() && breaker.contains("window") && breaker["window"].is_array()) {
+    for (const auto& entry : breaker["window"]) {
+      if (entry.is_array() && entry.size() == 2 && entry[0].is_number() && entry[1].is_boolean())
+        s.breaker.window.emplace_back(entry[0].get<std::int64_t>(), entry[1].get<bool>());
+    }
+  }
+
+  const json stats = doc.value("stats", json::object());
+  s.stats.calls = field<std::int64_t>(stats, "calls").value_or(0);
+  s.stats.success_rate = field<double>(stats, "success_rate");
+  s.stats.latency_ms = field<double>(stats, "latency_ms");
+  s.stats.latencies_ms = int_list(stats, "latencies_ms");
+  s.stats.ttft_ms = int_list(stats, "ttft_ms");
+  s.stats.last_success_ms = field<std::int64_t>(stats, "last_success_ms");
+  if (stats.is_object() && stats.contains("last_error") && stats["last_error"].is_object()) {
+    const json& e = stats["last_error"];
+    s.stats.last_error = LastError{field<std::string>(e, "class").value_or("unknown"),
+                                   field<int>(e, "status"), field<std::string>(e, "message").value_or(""),
+                                   field<std::int64_t>(e, "at_ms").value_or(0)};
+  }
+  return s;
+}
+
+void record_outcome(TargetStats& stats, ErrorClass outcome, std::optional<int> status,
+                    const std::string& message, Millis latency, std::optional<Millis> ttft,
+                    std::int64_t wall_ms) {
+  if (outcome == ErrorClass::none) {
+    ++stats.calls;
+    stats.success_rate = ewma(stats.success_rate, 1.0);
+    stats.latency_ms = ewma(stats.latency_ms, static_cast<double>(latency.count()));
+    push_recent(stats.latencies_ms, latency.count());
+    if (ttft) push_recent(stats.ttft_ms, ttft->count());
+    stats.last_success_ms = wall_ms;
+    return;
+  }
+  if (outcome == ErrorClass::cancelled || outcome == ErrorClass::skipped_open ||
+      outcome == ErrorClass::skipped_budget) {
+    return;  // nothing was learned about the target
+  }
+  stats.last_error = LastError{std::string(to_string(outcome)), status, message, wall_ms};
+  // Rate limits are capacity, and request rejections are the caller's fault: neither says
+  // the target is unreliable, so they do not lower its success rate.
+  if (outcome == ErrorClass::rate_limited || is_request_rejection(outcome)) return;
+  ++stats.calls;
+  stats.success_rate = ewma(stats.success_rate, 0.0);
+}
+
+std::optional<std::int64_t> percentile(std::vector<std::int64_t> values, double p) {
+  if (values.empty()) return std::nullopt;
+  std::sort(values.begin(), values.end());
+  const double rank = std::ceil(std::clamp(p, 0.0, 100.0) / 100.0 * static_cast<double>(values.size()));
+  const std::size_t index = rank < 1 ? 0 : static_cast<std::size_t>(rank) - 1;
+  return values[std::min(index, values.size() - 1)];
+}
+
+}  // namespace detour::engine

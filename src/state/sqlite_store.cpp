@@ -1,0 +1,305 @@
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <mutex>
+
+#include "state/store.hpp"
+
+namespace detour::state {
+
+namespace {
+
+// Stamped into the file header (PRAGMA application_id, "dtrs") so that a SQLite file made by
+// some other program is refused instead of having tables added to it.
+constexpr int32_t kApplicationId = 0x64747273;
+constexpr int kSchemaVersion = 1;
+
+std::string errno_text(int err) {
+  return std::strerror(err);
+}
+
+std::string parent_dir(const std::string& path) {
+  const auto slash = path.find_last_of('/');
+  if (slash == std::string::npos) return "";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+// mkdir -p, each new level 0700: state reveals which providers a user calls and how often.
+// Directories that already exist keep their modes; ~/.local/state may be shared on purpose.
+void make_dirs(const std::string& dir, const std::string& path) {
+  if (dir.empty() || dir == "/") return;
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return;
+    throw StoreError("state file " + path + ": " + dir + " is not a directory");
+  }
+  make_dirs(parent_dir(dir), path);
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    const int err = errno;  // before building the message allocates
+    throw StoreError("state file " + path + ": cannot create directory " + dir + ": " +
+                     errno_text(err));
+  }
+}
+
+// Creates the file ourselves so that it is born 0600 (SQLite would use 0644 minus umask, and
+// gives its -wal and -shm files the database file's mode). A file of ours left wider than that
+// is narrowed.
+void prepare_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    const int err = errno;
+    throw StoreError("state file " + path + ": cannot open for writing: " + errno_text(err));
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && st.st_uid == ::geteuid() && (st.st_mode & 077) != 0) {
+    (void)::fchmod(fd, 0600);  // best effort: the store works either way
+  }
+  ::close(fd);
+}
+
+// Keys sort as bytes both here and in std::string, so a prefix is the half-open range
+// [prefix, successor); an empty successor means "to the end".
+std::string prefix_successor(std::string_view prefix) {
+  std::string s(prefix);
+  while (!s.empty() && static_cast<unsigned char>(s.back()) == 0xFF)
+    s.pop_back();
+  if (!s.empty()) s.back() = static_cast<char>(static_cast<unsigned char>(s.back()) + 1);
+  return s;
+}
+
+// Text first, then its length: sqlite3_column_bytes is only exact after the conversion that
+// sqlite3_column_text may do.
+std::string_view column_text(sqlite3_stmt* stmt, int column) {
+  const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, column));
+  if (text == nullptr) return {};
+  return {text, static_cast<size_t>(sqlite3_column_bytes(stmt, column))};
+}
+
+nlohmann::json column_doc(sqlite3_stmt* stmt, int column) {
+  const std::string_view text = column_text(stmt, column);
+  auto doc = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
+  // A damaged document is treated as absent, so the next update replaces it; refusing it
+  // would leave every later process without shared state over one bad row.
+  return doc.is_discarded() ? nlohmann::json() : doc;
+}
+
+struct DbCloser {
+  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+struct StmtFinalizer {
+  void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
+};
+using Stmt = std::unique_ptr<sqlite3_stmt, StmtFinalizer>;
+
+// Resets a cached statement however its use ends: a statement left mid-step keeps a read
+// transaction open, which pins an old snapshot and blocks WAL checkpoints.
+class Using {
+ public:
+  explicit Using(const Stmt& stmt) : stmt_(stmt.get()) {}
+  ~Using() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  Using(const Using&) = delete;
+  Using& operator=(const Using&) = delete;
+  sqlite3_stmt* get() const { return stmt_; }
+
+ private:
+  sqlite3_stmt* stmt_;
+};
+
+class SqliteStore final : public Store {
+ public:
+  SqliteStore(std::string path, Millis busy_timeout) : path_(std::move(path)) {
+    if (path_.empty()) throw StoreError("state file: empty path");
+    make_dirs(parent_dir(path_), path_);
+    prepare_file(path_);
+
+    sqlite3* raw = nullptr;
+    const int rc =
+        sqlite3_open_v2(path_.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+    db_.reset(raw);
+    if (rc != SQLITE_OK) {
+      fail_with(raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc));
+    }
+    sqlite3_extended_result_codes(db_.get(), 1);
+    sqlite3_busy_timeout(db_.get(), static_cast<int>(std::clamp<int64_t>(
+                                        busy_timeout.count(), 0, std::numeric_limits<int>::max())));
+
+    // Reading the header first is the cheap query that finds a corrupt file, and it must come
+    // before anything that writes, so that another program's database is left untouched.
+    const bool ours = query_int("PRAGMA application_id") == kApplicationId;
+    if (!ours && query_int("SELECT count(*) FROM sqlite_master") != 0) {
+      fail_with("not a detour state database (it holds another program's tables)");
+    }
+    // WAL lets processes read while one writes; NORMAL skips the fsync per commit, which in
+    // WAL mode risks only the last updates on power loss, never corruption.
+    exec("PRAGMA journal_mode=WAL");
+    exec("PRAGMA synchronous=NORMAL");
+    if (!ours) initialise();
+    const int version = query_int("PRAGMA user_version");
+    if (version != kSchemaVersion) {
+      fail_with("schema version " + std::to_string(version) + ", but this detour reads version " +
+                std::to_string(kSchemaVersion));
+    }
+
+    get_ = prepare("SELECT value FROM kv WHERE key = ?1");
+    scan_from_ = prepare("SELECT key, value FROM kv WHERE key >= ?1 ORDER BY key");
+    scan_range_ = prepare("SELECT key, value FROM kv WHERE key >= ?1 AND key < ?2 ORDER BY key");
+    put_ = prepare(
+        "INSERT INTO kv(key, value) VALUES(?1, ?2) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+    delete_ = prepare("DELETE FROM kv WHERE key = ?1");
+    begin_ = prepare("BEGIN IMMEDIATE");
+    commit_ = prepare("COMMIT");
+    rollback_ = prepare("ROLLBACK");
+  }
+
+  nlohmann::json get(std::string_view key) override {
+    std::lock_guard lock(mutex_);
+    return read(key);
+  }
+
+  std::vector<std::pair<std::string, nlohmann::json>> scan(std::string_view prefix) override {
+    std::lock_guard lock(mutex_);
+    const std::string upper = prefix_successor(prefix);
+    Using stmt(upper.empty() ? scan_from_ : scan_range_);
+    bind(stmt, 1, prefix);
+    if (!upper.empty()) bind(stmt, 2, upper);
+    std::vector<std::pair<std::string, nlohmann::json>> out;
+    for (;;) {
+      const int rc = sqlite3_step(stmt.get());
+      if (rc == SQLITE_DONE) break;
+      if (rc != SQLITE_ROW) fail();
+      auto doc = column_doc(stmt.get(), 1);
+      if (doc.is_null()) continue;
+      out.emplace_back(std::string(column_text(stmt.get(), 0)), std::move(doc));
+    }
+    return out;
+  }
+
+  void update(std::string_view key, const std::function<void(nlohmann::json&)>& change) override {
+    std::lock_guard lock(mutex_);
+    // IMMEDIATE takes the write lock before the read, so no other process can slip an update
+    // in between; a deferred BEGIN would fail with SQLITE_BUSY_SNAPSHOT instead of waiting.
+    step_done(begin_);
+    try {
+      nlohmann::json doc = read(key);
+      change(doc);
+      if (doc.is_null()) {
+        Using stmt(delete_);
+        bind(stmt, 1, key);
+        if (sqlite3_step(stmt.get()) != SQLITE_DONE) fail();
+      } else {
+        // Invalid UTF-8 (a provider's garbled header, say) is replaced rather than thrown:
+        // the memory store takes any string, and this one should not fail where it would not.
+        const std::string text = doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        Using stmt(put_);
+        bind(stmt, 1, key);
+        bind(stmt, 2, text);
+        if (sqlite3_step(stmt.get()) != SQLITE_DONE) fail();
+      }
+      step_done(commit_);
+    } catch (...) {
+      if (!sqlite3_get_autocommit(db_.get())) {
+        Using stmt(rollback_);
+        (void)sqlite3_step(stmt.get());  // the original exception is the one worth reporting
+      }
+      throw;
+    }
+  }
+
+  std::string describe() const override {
+    return path_.front() == '/' ? "sqlite://" + path_ : "sqlite:" + path_;
+  }
+
+ private:
+  [[noreturn]] void fail_with(const std::string& reason) const {
+    throw StoreError("state file " + path_ + ": " + reason);
+  }
+  [[noreturn]] void fail() const { fail_with(sqlite3_errmsg(db_.get())); }
+
+  Stmt prepare(const char* sql) {
+    sqlite3_stmt* raw = nullptr;
+    if (sqlite3_prepare_v3(db_.get(), sql, -1, SQLITE_PREPARE_PERSISTENT, &raw, nullptr) !=
+        SQLITE_OK) {
+      fail();
+    }
+    return Stmt(raw);
+  }
+
+  void exec(const char* sql) {
+    if (sqlite3_exec(db_.get(), sql, nullptr, nullptr, nullptr) != SQLITE_OK) fail();
+  }
+
+  int query_int(const char* sql) {
+    Stmt stmt = prepare(sql);
+    const int rc = sqlite3_step(stmt.get());
+    if (rc == SQLITE_ROW) return sqlite3_column_int(stmt.get(), 0);
+    if (rc == SQLITE_DONE) return 0;
+    fail();
+  }
+
+  void step_done(const Stmt& stmt) {
+    Using use(stmt);
+    if (sqlite3_step(use.get()) != SQLITE_DONE) fail();
+  }
+
+  void bind(const Using& stmt, int index, std::string_view text) {
+    if (sqlite3_bind_text64(stmt.get(), index, text.data(), text.size(), SQLITE_TRANSIENT,
+                            SQLITE_UTF8) != SQLITE_OK) {
+      fail();
+    }
+  }
+
+  // Another process may be initialising the same new file; the write lock settles who does.
+  void initialise() {
+    exec("BEGIN IMMEDIATE");
+    try {
+      if (query_int("PRAGMA application_id") != kApplicationId) {
+        if (query_int("SELECT count(*) FROM sqlite_master") != 0) {
+          fail_with("not a detour state database (it holds another program's tables)");
+        }
+        exec("CREATE TABLE kv(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID");
+        exec(("PRAGMA application_id=" + std::to_string(kApplicationId)).c_str());
+        exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
+      }
+      exec("COMMIT");
+    } catch (...) {
+      if (!sqlite3_get_autocommit(db_.get())) {
+        sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+      }
+      throw;
+    }
+  }
+
+  nlohmann::json read(std::string_view key) {
+    Using stmt(get_);
+    bind(stmt, 1, key);
+    const int rc = sqlite3_step(stmt.get());
+    if (rc == SQLITE_DONE) return nullptr;
+    if (rc != SQLITE_ROW) fail();
+    return column_doc(stmt.get(), 0);
+  }
+
+  std::string path_;
+  std::mutex mutex_;  // one connection and its cached statements, used one call at a time
+  std::unique_ptr<sqlite3, DbCloser> db_;  // declared before the statements: closed after them
+  Stmt get_, scan_from_, scan_range_, put_, delete_, begin_, commit_, rollback_;
+};
+
+}  // namespace
+
+std::unique_ptr<Store> make_sqlite_store(const std::string& path, Millis busy_timeout) {
+  return std::make_unique<SqliteStore>(path, busy_timeout);
+}
+
+}  // namespace detour::state
