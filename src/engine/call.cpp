@@ -175,7 +175,7 @@ std::optional<std::size_t> Call::take_candidate() {
       AttemptRecord skipped = skipped_open_record(target, gate, ctx_.clock);
       result_.attempts.push_back(skipped);
       if (!last_failure_) last_failure_ = skipped;
-      observer_.on_attempt_end(skipped, "circuit open: " + next_target_text());
+      observer_.on_attempt_end(skipped, next_target_text());
       continue;
     }
     return i;

@@ -126,7 +126,7 @@ Decision decide_after_failure(const FailureFacts& f) {
     case Action::larger_window:
       return move_on("only a target with a larger context window can answer", false);
     case Action::move_on_come_back:
-      return move_on("moving on now; retried only after the rest of the chain fails", true);
+      return move_on("move on now, retry only if the rest fail", true);
     case Action::retry_once_then_move_on:
       return retry_or_move_on(f, std::min(1, f.max_retries), std::nullopt);
     case Action::retry_then_move_on:
