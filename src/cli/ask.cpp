@@ -143,7 +143,8 @@ int run_ask(const GlobalOptions& global, const AskOptions& options) {
           : std::optional<Millis>(
                 duration_flag("--first-token-timeout", o.first_token_timeout, Millis(0)));
   std::optional<engine::SchemaValidator> schema;
-  if (!o.schema_file.empty()) schema.emplace(read_schema(o.schema_file), "--schema " + o.schema_file);
+  if (!o.schema_file.empty())
+    schema.emplace(read_schema(o.schema_file), "--schema " + o.schema_file);
   std::string prompt = io::assemble_prompt({o.words, o.files}, io::system_prompt_input());
 
   config::Config config = config::load_config(global.config_path, env);

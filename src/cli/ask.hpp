@@ -30,12 +30,12 @@ struct AskOptions {
   std::string deadline;  // --deadline DUR
   bool no_fallback = false;
   bool no_degrade = false;
-  std::optional<int> retries;          // --retries N
-  std::string schema_file;             // --schema FILE
-  bool require_complete = false;       // --require-complete
-  bool truncate = false;               // --truncate
-  std::string first_token_timeout;     // --first-token-timeout DUR
-  std::optional<std::string> hedge;    // --hedge[=DUR]: "" when given without a duration
+  std::optional<int> retries;        // --retries N
+  std::string schema_file;           // --schema FILE
+  bool require_complete = false;     // --require-complete
+  bool truncate = false;             // --truncate
+  std::string first_token_timeout;   // --first-token-timeout DUR
+  std::optional<std::string> hedge;  // --hedge[=DUR]: "" when given without a duration
 };
 
 CLI::App* add_ask_command(CLI::App& app, AskOptions& options);

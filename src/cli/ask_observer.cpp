@@ -20,8 +20,8 @@ void AskObserver::on_text(std::string_view text) {
 
 void AskObserver::on_attempt_end(const engine::AttemptRecord& a, std::string_view decision) {
   const bool ok = a.error == engine::ErrorClass::none;
-  const bool skipped = a.error == engine::ErrorClass::skipped_open ||
-                       a.error == engine::ErrorClass::skipped_budget;
+  const bool skipped =
+      a.error == engine::ErrorClass::skipped_open || a.error == engine::ErrorClass::skipped_budget;
   const std::string target = a.provider + "/" + a.model;
   std::string line;
   if (skipped) {

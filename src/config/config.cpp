@@ -30,9 +30,9 @@ constexpr std::string_view kModelKeys[] = {"context_window", "input_cost", "outp
 constexpr std::string_view kRouteKeys[] = {"strategy", "targets", "weights", "min_tier",
                                            "on_content_filter"};
 constexpr std::string_view kContentFilterChoices[] = {"stop", "next"};
-constexpr std::string_view kBreakerKeys[] = {"consecutive_failures", "failure_rate", "min_calls",
-                                             "window",               "cooldown",     "max_cooldown",
-                                             "long_cooldown"};
+constexpr std::string_view kBreakerKeys[] = {
+    "consecutive_failures", "failure_rate", "min_calls", "window", "cooldown",
+    "max_cooldown",         "long_cooldown"};
 constexpr std::string_view kProtocols[] = {"openai", "anthropic", "gemini"};
 constexpr std::string_view kStrategies[] = {"fallback", "fastest", "cheapest", "weighted",
                                             "round-robin"};

@@ -120,7 +120,8 @@ void Call::plan() {
   if (!spec_.truncate) return;
   std::optional<std::int64_t> window;
   for (const auto& t : targets) {
-    if (t.model.context_window) window = std::min(window.value_or(INT64_MAX), *t.model.context_window);
+    if (t.model.context_window)
+      window = std::min(window.value_or(INT64_MAX), *t.model.context_window);
   }
   if (!window) return;
   const std::int64_t reserve = std::min<std::int64_t>(4096, *window / 4);
@@ -130,9 +131,12 @@ void Call::plan() {
   if (!cut.fits) {
     AttemptRecord none;
     none.error = ErrorClass::context_length;
-    finish_failure(none, "--truncate: the request cannot fit the smallest context window of the "
-                         "chain (" + std::to_string(*window) + " tokens) without emptying its "
-                         "last message");
+    finish_failure(none,
+                   "--truncate: the request cannot fit the smallest context window of the "
+                   "chain (" +
+                       std::to_string(*window) +
+                       " tokens) without emptying its "
+                       "last message");
   }
 }
 
@@ -299,8 +303,8 @@ void Call::after_failure(const Attempt& attempt, const AttemptRecord& record,
   Decision decision = decide_after_failure(facts);
 
   if (record.error == ErrorClass::context_length) {
-    const std::int64_t floor = target.model.context_window.value_or(
-        estimate_input_tokens(spec_.request));
+    const std::int64_t floor =
+        target.model.context_window.value_or(estimate_input_tokens(spec_.request));
     context_floor_ = std::max(context_floor_.value_or(0), floor);
   }
   if (decision.kind == Decision::Kind::retry_same &&
@@ -383,9 +387,8 @@ void Call::end_in_flight(const std::string& why) {
     AttemptRecord record = record_of(*attempt);
     record.error = ErrorClass::cancelled;
     record.message = why;
-    ctx_.state.record(spec_.chain.targets[attempt->index], ErrorClass::cancelled, std::nullopt,
-                      why, record.latency, std::nullopt, ctx_.clock.now(),
-                      wall_ms(ctx_.clock));
+    ctx_.state.record(spec_.chain.targets[attempt->index], ErrorClass::cancelled, std::nullopt, why,
+                      record.latency, std::nullopt, ctx_.clock.now(), wall_ms(ctx_.clock));
     result_.attempts.push_back(record);
     observer_.on_attempt_end(record, why);
     detach(*attempt, ctx_.transport);

@@ -25,10 +25,10 @@ namespace detour::engine {
 struct CallSpec {
   providers::ChatRequest request;  // `model` and `stream` are set per attempt
   config::Chain chain;
-  Millis timeout{60'000};    // one attempt
-  Millis deadline{300'000};  // the whole call
-  bool stream = false;       // stream on the wire (and report text as it arrives)
-  int retries = 2;           // retries per target for transient errors
+  Millis timeout{60'000};                     // one attempt
+  Millis deadline{300'000};                   // the whole call
+  bool stream = false;                        // stream on the wire (and report text as it arrives)
+  int retries = 2;                            // retries per target for transient errors
   std::optional<Millis> first_token_timeout;  // an attempt with no text by then is a timeout
   bool hedge = false;                         // --hedge
   std::optional<Millis> hedge_after;          // --hedge=DUR; else the target's p95
@@ -54,10 +54,10 @@ struct AttemptRecord {
   ErrorClass error = ErrorClass::none;
   std::string message;  // why it failed, for people (redacted of API keys)
   Millis latency{0};
-  Millis waited{0};            // slept before this attempt (backoff or the server's hint)
-  bool printed_text = false;   // streamed text reached the observer before it failed
-  bool hedge = false;          // started as a hedge of another attempt
-  std::optional<Millis> ttft;  // time to the first text, when streamed
+  Millis waited{0};                     // slept before this attempt (backoff or the server's hint)
+  bool printed_text = false;            // streamed text reached the observer before it failed
+  bool hedge = false;                   // started as a hedge of another attempt
+  std::optional<Millis> ttft;           // time to the first text, when streamed
   ErrorClass cause = ErrorClass::none;  // skipped_open: the last error of the target
 };
 
@@ -65,7 +65,7 @@ struct CallResult {
   bool ok = false;
   providers::ChatReply reply;
   std::optional<config::ResolvedTarget> target;  // the target that answered
-  bool degraded = false;  // answered by a lower tier than the first target tried
+  bool degraded = false;                    // answered by a lower tier than the first target tried
   std::optional<std::string> first_target;  // the first target of this call's order
   std::optional<double> cost_usd;
   ErrorClass error = ErrorClass::none;  // on failure: the class that ended the call
@@ -117,7 +117,6 @@ class Call {
   struct Outcome;   // what one finished attempt came to
 
  private:
-
   // call.cpp: the walk along the chain.
   void plan();
   std::optional<std::size_t> take_candidate();  // the next target to try, skipping closed ones
@@ -146,8 +145,8 @@ class Call {
   std::chrono::steady_clock::time_point started_;
   std::vector<std::size_t> order_;  // indices into spec_.chain.targets, in trying order
   std::vector<Progress> progress_;
-  std::size_t cursor_ = 0;       // next position in order_ for this pass
-  int pass_ = 0;                 // 0: first pass; later passes retry come-back targets
+  std::size_t cursor_ = 0;  // next position in order_ for this pass
+  int pass_ = 0;            // 0: first pass; later passes retry come-back targets
   std::vector<std::shared_ptr<Attempt>> in_flight_;
   std::optional<net::Transport::Id> wait_timer_;
   std::optional<std::int64_t> context_floor_;  // after context_length: windows must exceed it

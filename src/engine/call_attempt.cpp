@@ -71,8 +71,8 @@ void Call::start_attempt(std::size_t index, Millis waited, bool hedge) {
   attempt->waited = waited;
   attempt->hedge = hedge;
   progress_[index].in_flight = true;
-  observer_.on_attempt_start(
-      target, static_cast<int>(result_.attempts.size() + in_flight_.size()) + 1);
+  observer_.on_attempt_start(target,
+                             static_cast<int>(result_.attempts.size() + in_flight_.size()) + 1);
 
   providers::ChatRequest request = spec_.request;
   request.model = target.target.model;
@@ -143,8 +143,8 @@ void Call::arm_hedge(const std::shared_ptr<Attempt>& attempt) {
     const std::size_t saved_cursor = cursor_;
     auto index = take_candidate();
     if (!index) {
-      observer_.on_decision("no first token from " + primary + " after " +
-                            format_duration(delay) + ", and no other target to hedge with");
+      observer_.on_decision("no first token from " + primary + " after " + format_duration(delay) +
+                            ", and no other target to hedge with");
       return;
     }
     const config::ResolvedTarget& other = spec_.chain.targets[*index];

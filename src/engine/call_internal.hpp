@@ -31,9 +31,9 @@ struct Call::Attempt {
 
 // Where the call stands with one target of its chain.
 struct Call::Progress {
-  TargetState state;  // as loaded when the call started (routing, hedge delay)
-  int retries = 0;    // attempts beyond the first made on this target
-  bool done = false;  // not to be tried again in this call
+  TargetState state;       // as loaded when the call started (routing, hedge delay)
+  int retries = 0;         // attempts beyond the first made on this target
+  bool done = false;       // not to be tried again in this call
   bool come_back = false;  // failed transiently: worth another pass once the rest failed
   bool in_flight = false;  // an attempt is running or a retry of it is waiting
   std::optional<std::chrono::steady_clock::time_point> not_before;  // the server's hint

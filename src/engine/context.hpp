@@ -17,10 +17,10 @@ std::int64_t estimate_tokens(std::string_view text);
 std::int64_t estimate_input_tokens(const providers::ChatRequest& request);
 
 struct TruncateResult {
-  int dropped_messages = 0;     // whole messages removed, oldest first
-  bool cut_last = false;        // the last message itself was shortened (its start removed)
-  std::int64_t estimate = 0;    // input estimate after truncation
-  bool fits = false;            // estimate + reserved output <= window
+  int dropped_messages = 0;   // whole messages removed, oldest first
+  bool cut_last = false;      // the last message itself was shortened (its start removed)
+  std::int64_t estimate = 0;  // input estimate after truncation
+  bool fits = false;          // estimate + reserved output <= window
 };
 
 // --truncate: makes the request fit `window` tokens, leaving room for the answer

@@ -79,9 +79,9 @@ Decision stop(std::string reason) {
 // Retrying on this target, subject to the per-target count, the budget and the deadline.
 Decision retry_or_move_on(const FailureFacts& f, int max_retries, std::optional<Millis> hint) {
   if (f.retries_used >= max_retries) {
-    return move_on(std::to_string(f.retries_used) + " of " + std::to_string(max_retries) +
-                       " retries used",
-                   false);
+    return move_on(
+        std::to_string(f.retries_used) + " of " + std::to_string(max_retries) + " retries used",
+        false);
   }
   if (!f.budget_allows) return move_on("retry budget spent for this provider", true);
   WaitDecision wait =

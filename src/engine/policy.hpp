@@ -35,7 +35,7 @@ std::string_view to_string(Action a);
 
 struct FailureFacts {
   ErrorClass error = ErrorClass::none;
-  std::optional<bool> should_retry;  // x-should-retry: true forces a retry, false forbids one
+  std::optional<bool> should_retry;    // x-should-retry: true forces a retry, false forbids one
   bool request_exceeds_limit = false;  // the one request is larger than the target's limit
   std::optional<Millis> hint;          // the server's wait (server_hint), if any
   Millis backoff{0};                   // our own backoff for the next retry, already drawn

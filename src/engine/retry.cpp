@@ -103,7 +103,9 @@ bool RetryBudget::allow_retry() {
   return true;
 }
 
-void RetryBudget::set_tokens(double tokens) { tokens_ = std::clamp(tokens, 0.0, max_tokens_); }
+void RetryBudget::set_tokens(double tokens) {
+  tokens_ = std::clamp(tokens, 0.0, max_tokens_);
+}
 
 void RetryBudget::on_success() {
   tokens_ = std::min(max_tokens_, tokens_ + token_ratio_);

@@ -14,12 +14,12 @@ namespace detour::engine {
 
 // What routing knows of one target of the chain.
 struct RouteCandidate {
-  std::optional<double> latency_ms;     // observed latency (EWMA) of successful calls
-  std::optional<double> success_rate;   // observed success rate (EWMA), 0..1
-  std::int64_t observed_calls = 0;      // how many outcomes the two figures above rest on
-  std::optional<double> input_cost;     // USD per million input tokens
-  std::optional<double> output_cost;    // USD per million output tokens
-  double weight = 1.0;                  // `weighted`; <= 0 means never first
+  std::optional<double> latency_ms;    // observed latency (EWMA) of successful calls
+  std::optional<double> success_rate;  // observed success rate (EWMA), 0..1
+  std::int64_t observed_calls = 0;     // how many outcomes the two figures above rest on
+  std::optional<double> input_cost;    // USD per million input tokens
+  std::optional<double> output_cost;   // USD per million output tokens
+  double weight = 1.0;                 // `weighted`; <= 0 means never first
 };
 
 struct RouteContext {

@@ -16,8 +16,8 @@
 namespace detour::engine {
 
 struct BudgetConfig {
-  double max_tokens = 10;     // gRPC's default
-  double token_ratio = 0.1;   // a success refunds this much
+  double max_tokens = 10;    // gRPC's default
+  double token_ratio = 0.1;  // a success refunds this much
 };
 
 struct Gate {

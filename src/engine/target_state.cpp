@@ -8,9 +8,15 @@ namespace detour::engine {
 
 using nlohmann::json;
 
-std::string target_key(const config::Target& target) { return "target:" + target.name(); }
-std::string provider_key(const std::string& provider) { return "provider:" + provider; }
-std::string route_key(const std::string& route) { return "route:" + route; }
+std::string target_key(const config::Target& target) {
+  return "target:" + target.name();
+}
+std::string provider_key(const std::string& provider) {
+  return "provider:" + provider;
+}
+std::string route_key(const std::string& route) {
+  return "route:" + route;
+}
 
 std::string key_fingerprint(const std::string& api_key) {
   if (api_key.empty()) return "";
@@ -138,9 +144,9 @@ TargetState target_state_from_json(const json& doc) {
   s.stats.last_success_ms = field<std::int64_t>(stats, "last_success_ms");
   if (stats.is_object() && stats.contains("last_error") && stats["last_error"].is_object()) {
     const json& e = stats["last_error"];
-    s.stats.last_error = LastError{field<std::string>(e, "class").value_or("unknown"),
-                                   field<int>(e, "status"), field<std::string>(e, "message").value_or(""),
-                                   field<std::int64_t>(e, "at_ms").value_or(0)};
+    s.stats.last_error = LastError{
+        field<std::string>(e, "class").value_or("unknown"), field<int>(e, "status"),
+        field<std::string>(e, "message").value_or(""), field<std::int64_t>(e, "at_ms").value_or(0)};
   }
   return s;
 }
@@ -172,7 +178,8 @@ void record_outcome(TargetStats& stats, ErrorClass outcome, std::optional<int> s
 std::optional<std::int64_t> percentile(std::vector<std::int64_t> values, double p) {
   if (values.empty()) return std::nullopt;
   std::sort(values.begin(), values.end());
-  const double rank = std::ceil(std::clamp(p, 0.0, 100.0) / 100.0 * static_cast<double>(values.size()));
+  const double rank =
+      std::ceil(std::clamp(p, 0.0, 100.0) / 100.0 * static_cast<double>(values.size()));
   const std::size_t index = rank < 1 ? 0 : static_cast<std::size_t>(rank) - 1;
   return values[std::min(index, values.size() - 1)];
 }

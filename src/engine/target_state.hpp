@@ -30,8 +30,8 @@ struct TargetStats {
   // How many health-relevant outcomes (successes and failures; not rate limits, skips or
   // cancellations) the figures rest on.
   std::int64_t calls = 0;
-  std::optional<double> success_rate;  // EWMA over those outcomes
-  std::optional<double> latency_ms;    // EWMA of successful calls' latency
+  std::optional<double> success_rate;      // EWMA over those outcomes
+  std::optional<double> latency_ms;        // EWMA of successful calls' latency
   std::vector<std::int64_t> latencies_ms;  // the last kRecent successful latencies, oldest first
   std::vector<std::int64_t> ttft_ms;       // the last kRecent times to first token (streams)
   std::optional<LastError> last_error;

@@ -171,9 +171,8 @@ TEST_CASE("call: after the whole chain failed transiently, it is tried again", "
 TEST_CASE("call: the retry budget stops retries when a provider fails for everyone", "[call]") {
   Fixture f({"a"});
   FakeClock clock;
-  FakeTransport transport(clock, [&](const net::HttpRequest&) {
-    return error_reply(500, "server_error", "", "boom");
-  });
+  FakeTransport transport(
+      clock, [&](const net::HttpRequest&) { return error_reply(500, "server_error", "", "boom"); });
   Recorder rec;
   auto spec = f.spec();
   spec.retries = 3;
@@ -185,7 +184,7 @@ TEST_CASE("call: the retry budget stops retries when a provider fails for everyo
   // 1 + 2 retries: the budget starts at 10, each failure costs 1 and each retry 1 more, and
   // retries stop at half (5).
   CHECK(attempts.front() == 3);
-  CHECK(attempts.back() == 1);   // later calls get their first attempt only
+  CHECK(attempts.back() == 1);  // later calls get their first attempt only
 }
 
 TEST_CASE("call: context_length moves to a larger window, else stops with exit 4", "[call]") {
@@ -195,9 +194,9 @@ TEST_CASE("call: context_length moves to a larger window, else stops with exit 4
   f.chain.targets[2].model.context_window = 128000;
   FakeClock clock;
   FakeTransport transport(clock, [&](const net::HttpRequest& r) {
-    return model_of(r) == "large" ? ok_reply("fits")
-                                  : error_reply(400, "invalid_request_error",
-                                                "context_length_exceeded", "too long");
+    return model_of(r) == "large"
+               ? ok_reply("fits")
+               : error_reply(400, "invalid_request_error", "context_length_exceeded", "too long");
   });
   Recorder rec;
   auto result = f.run(transport, clock, f.spec(), rec);
@@ -226,8 +225,8 @@ TEST_CASE("call: --truncate fits the smallest known window before sending", "[ca
   Recorder rec;
   auto spec = f.spec();
   spec.truncate = true;
-  spec.request.messages = {{"user", std::string(9000, 'x')}, {"assistant", "old"},
-                           {"user", "the question"}};
+  spec.request.messages = {
+      {"user", std::string(9000, 'x')}, {"assistant", "old"}, {"user", "the question"}};
   auto result = f.run(transport, clock, spec, rec);
   REQUIRE(result.ok);
   CHECK(result.truncated_messages == 1);  // the oldest; the rest then fits
@@ -270,17 +269,16 @@ TEST_CASE("call: a 200 that fails validation is a failed attempt and moves on", 
   SECTION("an answer cut at max tokens is fine unless complete answers are required") {
     Fixture f({"a"});
     FakeClock clock;
-    FakeTransport transport(clock, [&](const net::HttpRequest&) {
-      return ok_reply("half an ans", "length");
-    });
+    FakeTransport transport(
+        clock, [&](const net::HttpRequest&) { return ok_reply("half an ans", "length"); });
     Recorder rec;
     CHECK(f.run(transport, clock, f.spec(), rec).ok);
   }
 }
 
 TEST_CASE("call: a schema mismatch fails the attempt", "[call]") {
-  engine::SchemaValidator schema(
-      nlohmann::json::parse(R"({"type":"object","required":["name"]})"), "test");
+  engine::SchemaValidator schema(nlohmann::json::parse(R"({"type":"object","required":["name"]})"),
+                                 "test");
   Fixture f({"a", "b"});
   FakeClock clock;
   FakeTransport transport(clock, [&](const net::HttpRequest& r) {

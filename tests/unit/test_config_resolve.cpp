@@ -238,3 +238,30 @@ TEST_CASE("config.example.toml parses and documents working routes", "[config]")
     CHECK(chain.targets.size() == route.targets.size());
   }
 }
+
+TEST_CASE("[breaker], on_content_filter and route weights reach the engine", "[config]") {
+  Config config = parse(
+      "[providers.p]\nprotocol = \"openai\"\nbase_url = \"http://x/v1\"\n"
+      "[routes.r]\nstrategy = \"weighted\"\ntargets = [\"p/a\", \"p/b\"]\nweights = [3, 0.5]\n"
+      "on_content_filter = \"next\"\n"
+      "[breaker]\nconsecutive_failures = 5\nfailure_rate = 0.25\nmin_calls = 20\n"
+      "window = \"2m\"\ncooldown = \"10s\"\nmax_cooldown = \"5m\"\nlong_cooldown = \"2h\"\n");
+  CHECK(config.breaker.consecutive_failures == 5);
+  CHECK(config.breaker.failure_rate == 0.25);
+  CHECK(config.breaker.min_calls == 20);
+  CHECK(config.breaker.window == Millis(120'000));
+  CHECK(config.breaker.cooldown == Millis(10'000));
+  CHECK(config.breaker.max_cooldown == Millis(300'000));
+  CHECK(config.breaker.long_cooldown == Millis(7'200'000));
+  Chain chain = resolve_chain(config, {"r"}, lookup({}));
+  CHECK(chain.next_on_content_filter);
+  CHECK(chain.strategy == "weighted");
+  CHECK(chain.targets[0].weight == 3);
+  CHECK(chain.targets[1].weight == 0.5);
+
+  CHECK_THROWS_WITH(parse("[breaker]\ncooldown = \"1m\"\nmax_cooldown = \"30s\"\n"),
+                    Catch::Contains("breaker.max_cooldown: must not be shorter than cooldown"));
+  CHECK_THROWS_WITH(parse("[providers.p]\nprotocol = \"openai\"\nbase_url = \"http://x/v1\"\n"
+                          "[routes.r]\ntargets = [\"p/a\"]\non_content_filter = \"maybe\"\n"),
+                    Catch::Contains("routes.r.on_content_filter"));
+}

@@ -158,8 +158,7 @@ TEST_CASE("policy: x-should-retry overrides the class either way", "[policy]") {
   }
 }
 
-TEST_CASE("policy: a request larger than the whole TPM limit is never retried there",
-          "[policy]") {
+TEST_CASE("policy: a request larger than the whole TPM limit is never retried there", "[policy]") {
   auto f = facts(ErrorClass::rate_limited);
   f.request_exceeds_limit = true;
   f.hint = Millis(100);

@@ -131,8 +131,7 @@ TEST_CASE("state: a new API key starts with a closed circuit", "[state]") {
   CHECK(state.load(target("sk-key-two-654321")).stats.last_error);
 }
 
-TEST_CASE("state: the retry budget is shared, spent by retries, refilled by successes",
-          "[state]") {
+TEST_CASE("state: the retry budget is shared, spent by retries, refilled by successes", "[state]") {
   auto store = state::make_memory_store();
   engine::SharedState one(*store), two(*store);
   CHECK(one.can_retry("p"));
