@@ -62,8 +62,9 @@ class CircuitBreaker {
   enum class State { closed, open, half_open };
 
   // The window never holds more than this many calls, whatever the call rate: at that size the
-  // failure rate is well measured, and a snapshot stays small.
-  static constexpr std::size_t kMaxWindowCalls = 1024;
+  // failure rate is well measured, and a snapshot stays small, which matters because every
+  // detour process reads and writes it in the shared state (tests/bench P1).
+  static constexpr std::size_t kMaxWindowCalls = 128;
 
   explicit CircuitBreaker(BreakerConfig config = {});
 

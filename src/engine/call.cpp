@@ -173,7 +173,9 @@ std::optional<std::size_t> Call::take_candidate() {
       }
       ++p.retries;
     }
-    const Gate gate = ctx_.state.gate(target, ctx_.clock.now(), spec_.timeout);
+    // The first pass goes by the state loaded when the call started; later ones read it again.
+    const Gate gate = ctx_.state.gate(target, ctx_.clock.now(), spec_.timeout,
+                                      pass_ == 0 ? &p.state : nullptr);
     if (!gate.allowed) {
       p.done = true;
       AttemptRecord skipped = skipped_open_record(target, gate, ctx_.clock);

@@ -32,8 +32,14 @@ TargetState SharedState::load(const config::ResolvedTarget& target) {
   return current_state(store_.get(target_key(target.target)), key_fingerprint(target.api_key));
 }
 
-Gate SharedState::gate(const config::ResolvedTarget& target, time_point now, Millis probe_timeout) {
+Gate SharedState::gate(const config::ResolvedTarget& target, time_point now, Millis probe_timeout,
+                       const TargetState* known) {
   const std::string key_id = key_fingerprint(target.api_key);
+  if (known && known->key_id == key_id &&
+      CircuitBreaker::restore(known->breaker, breaker_, now).state(now) ==
+          CircuitBreaker::State::closed) {
+    return Gate{};
+  }
   TargetState s = current_state(store_.get(target_key(target.target)), key_id);
   auto breaker = CircuitBreaker::restore(s.breaker, breaker_, now);
   Gate gate;

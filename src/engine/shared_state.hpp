@@ -37,8 +37,10 @@ class SharedState {
 
   // Whether an attempt may go to the target now. Closed: yes (a read, no write). Open: no.
   // Half-open: claims the one probe atomically, so of many processes exactly one probes; a
-  // claim older than `probe_timeout` is taken over (its process died or hung).
-  Gate gate(const config::ResolvedTarget& target, time_point now, Millis probe_timeout);
+  // claim older than `probe_timeout` is taken over (its process died or hung). `known` is the
+  // state the caller loaded moments ago: when it shows a closed circuit, it is not read again.
+  Gate gate(const config::ResolvedTarget& target, time_point now, Millis probe_timeout,
+            const TargetState* known = nullptr);
 
   // Records one attempt's outcome into the target's breaker and stats.
   void record(const config::ResolvedTarget& target, ErrorClass outcome, std::optional<int> status,

@@ -144,10 +144,6 @@ class SqliteStore final : public Store {
     // WAL mode risks only the last updates on power loss, never corruption.
     exec("PRAGMA journal_mode=WAL");
     exec("PRAGMA synchronous=NORMAL");
-    // The last connection to close would otherwise checkpoint the WAL into the database, with
-    // fsyncs, at the end of every one-shot `detour ask`: most of what the store cost per call
-    // (tests/bench P1). SQLite still checkpoints when the WAL grows past its limit.
-    sqlite3_db_config(db_.get(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
     if (!ours) initialise();
     const int version = query_int("PRAGMA user_version");
     if (version != kSchemaVersion) {
