@@ -26,7 +26,8 @@ constexpr std::string_view kDefaultsKeys[] = {"model",      "timeout",     "dead
                                               "max_tokens", "temperature", "state"};
 constexpr std::string_view kProviderKeys[] = {"protocol", "base_url", "api_key_env", "rpm",
                                               "tpm",      "burst",    "concurrency"};
-constexpr std::string_view kModelKeys[] = {"context_window", "input_cost", "output_cost", "tier"};
+constexpr std::string_view kModelKeys[] = {
+    "context_window", "input_cost", "output_cost", "tier", "rpm", "tpm", "burst", "concurrency"};
 constexpr std::string_view kRouteKeys[] = {"strategy", "targets", "weights", "min_tier",
                                            "on_content_filter"};
 constexpr std::string_view kContentFilterChoices[] = {"stop", "next"};
@@ -385,6 +386,10 @@ ModelConfig Parser::parse_model(const toml::key& name, const toml::node& node) c
   if (auto n = table.get("output_cost")) {
     model.output_cost = get_number(*n, path + ".output_cost", 0);
   }
+  if (auto n = table.get("rpm")) model.rpm = get_int(*n, path + ".rpm", 1);
+  if (auto n = table.get("tpm")) model.tpm = get_int(*n, path + ".tpm", 1);
+  if (auto n = table.get("burst")) model.burst = get_int(*n, path + ".burst", 1);
+  if (auto n = table.get("concurrency")) model.concurrency = get_int(*n, path + ".concurrency", 1);
   if (auto n = table.get("tier")) {
     model.tier = static_cast<int>(get_int(*n, path + ".tier", 0, std::numeric_limits<int>::max()));
   }

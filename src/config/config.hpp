@@ -30,6 +30,8 @@ struct ModelConfig {
   std::optional<double> input_cost;   // USD per million tokens
   std::optional<double> output_cost;  // USD per million tokens
   std::optional<int> tier;
+  // The model's own limits, on top of its provider's (DESIGN.md 3.3); learned when absent.
+  std::optional<int64_t> rpm, tpm, burst, concurrency;
 };
 
 struct RouteConfig {

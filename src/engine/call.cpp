@@ -51,9 +51,12 @@ Call::Call(CallContext context, CallSpec spec, CallObserver& observer, Done done
     : ctx_(context), spec_(std::move(spec)), observer_(observer), done_(std::move(done)) {}
 
 Call::~Call() {
-  for (auto& attempt : in_flight_)
+  for (auto& attempt : in_flight_) {
     detach(*attempt, ctx_.transport);
+    release(attempt->index, attempt->reservation, /*reached_provider=*/true);
+  }
   if (wait_timer_) ctx_.transport.cancel_timer(*wait_timer_);
+  release_unsent();
 }
 
 Millis Call::time_left() const {
@@ -147,9 +150,18 @@ std::optional<std::size_t> Call::take_candidate() {
     Progress& p = progress_[i];
     const config::ResolvedTarget& target = targets[i];
     if (p.done || p.in_flight) continue;
+    // A later pass takes targets that failed transiently (a retry each) and targets passed
+    // over for capacity (free: they never failed).
+    bool retry = false;
     if (pass_ > 0) {
-      if (!p.come_back) continue;
-      p.come_back = false;
+      if (p.capacity_skipped) {
+        p.capacity_skipped = false;
+      } else if (p.come_back) {
+        p.come_back = false;
+        retry = true;
+      } else {
+        continue;
+      }
     }
     if (context_floor_ && target.model.context_window &&
         *target.model.context_window <= *context_floor_) {
@@ -159,7 +171,7 @@ std::optional<std::size_t> Call::take_candidate() {
                             " tokens) is not larger than one that was too small");
       continue;
     }
-    if (pass_ > 0) {
+    if (retry) {
       if (p.retries >= spec_.retries) {
         p.done = true;
         continue;
@@ -174,14 +186,28 @@ std::optional<std::size_t> Call::take_candidate() {
       ++p.retries;
     }
     // The first pass goes by the state loaded when the call started; later ones read it again.
-    const Gate gate = ctx_.state.gate(target, ctx_.clock.now(), spec_.timeout,
-                                      pass_ == 0 ? &p.state : nullptr);
+    const Gate gate =
+        ctx_.state.gate(target, ctx_.clock.now(), spec_.timeout, pass_ == 0 ? &p.state : nullptr);
     if (!gate.allowed) {
       p.done = true;
       AttemptRecord skipped = skipped_open_record(target, gate, ctx_.clock);
       result_.attempts.push_back(skipped);
       if (!last_failure_) last_failure_ = skipped;
       observer_.on_attempt_end(skipped, next_target_text());
+      continue;
+    }
+    // Capacity: take it if it is free now; otherwise pass over to a target that has some,
+    // and wait (admit_then_start) only when none has.
+    const Admission admission = reserve_now(i);
+    if (admission.kind == Admission::Kind::too_large) {
+      p.done = true;
+      skip_for_capacity(i, admission);
+      continue;
+    }
+    if (admission.kind == Admission::Kind::wait && capacity_elsewhere(i)) {
+      p.capacity_skipped = true;
+      p.not_before = ctx_.clock.now() + Millis(static_cast<Millis::rep>(admission.wait_ms));
+      skip_for_capacity(i, admission);
       continue;
     }
     return i;
@@ -192,11 +218,12 @@ std::optional<std::size_t> Call::take_candidate() {
 std::string Call::next_target_text() const {
   for (std::size_t at = cursor_; at < order_.size(); ++at) {
     const Progress& p = progress_[order_[at]];
-    if (!p.done && !p.in_flight && (pass_ == 0 || p.come_back))
+    if (!p.done && !p.in_flight && (pass_ == 0 || p.come_back || p.capacity_skipped))
       return "next target " + spec_.chain.targets[order_[at]].target.name();
   }
   for (const Progress& p : progress_) {
-    if (!p.done && p.come_back && p.retries < spec_.retries) return "then another pass";
+    if (!p.done && (p.capacity_skipped || (p.come_back && p.retries < spec_.retries)))
+      return "then another pass";
   }
   return "no target left";
 }
@@ -204,7 +231,7 @@ std::string Call::next_target_text() const {
 void Call::next(Millis waited) {
   if (finished_) return;
   if (auto index = take_candidate()) {
-    start_attempt(*index, waited, /*hedge=*/false);
+    admit_then_start(*index, waited);
     return;
   }
   if (!in_flight_.empty()) return;  // a hedge is still running; its outcome decides
@@ -221,7 +248,7 @@ void Call::retry_pass() {
   std::optional<Millis> soonest;
   for (std::size_t i : order_) {
     const Progress& p = progress_[i];
-    if (p.done || !p.come_back || p.retries >= spec_.retries) continue;
+    if (p.done || !(p.capacity_skipped || (p.come_back && p.retries < spec_.retries))) continue;
     names.push_back(targets[i].target.name());
     Millis available = p.not_before && *p.not_before > now
                            ? duration_cast<Millis>(*p.not_before - now)
@@ -327,7 +354,7 @@ void Call::after_failure(const Attempt& attempt, const AttemptRecord& record,
       observer_.on_attempt_end(record, decision.reason + ": retrying " + target.target.name());
       wait_then(decision.wait, [this, i, wait = decision.wait] {
         progress_[i].in_flight = false;
-        start_attempt(i, wait, /*hedge=*/false);
+        admit_then_start(i, wait);
       });
       return;
     case Decision::Kind::next_target:
@@ -352,6 +379,7 @@ void Call::finish_success(const Attempt& attempt, providers::ChatReply reply) {
   result_.target = target;
   result_.latency = duration_cast<Millis>(ctx_.clock.now() - started_);
   result_.cost_usd = cost_of(target.model, reply.usage);
+  release_unsent();
   const auto& first = spec_.chain.targets[order_.front()];
   result_.degraded =
       first.model.tier && target.model.tier && *target.model.tier < *first.model.tier;
@@ -367,10 +395,15 @@ void Call::finish_failure(AttemptRecord last, std::string why) {
     ctx_.transport.cancel_timer(*wait_timer_);
     wait_timer_.reset();
   }
+  release_unsent();
   finished_ = true;
   result_.ok = false;
   result_.latency = duration_cast<Millis>(ctx_.clock.now() - started_);
-  result_.error = last.error;
+  // Passed over for capacity: the call failed for what that was (rate_limited, or
+  // bad_request for a request too large for every target's whole minute).
+  result_.error = last.error == ErrorClass::skipped_budget && last.cause != ErrorClass::none
+                      ? last.cause
+                      : last.error;
   result_.status = last.status;
   if (last.provider.empty()) {
     result_.message = why;
@@ -394,6 +427,7 @@ void Call::end_in_flight(const std::string& why) {
     result_.attempts.push_back(record);
     observer_.on_attempt_end(record, why);
     detach(*attempt, ctx_.transport);
+    release(attempt->index, attempt->reservation, /*reached_provider=*/true);
   }
 }
 

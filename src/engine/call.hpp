@@ -13,6 +13,7 @@
 
 #include "config/config.hpp"
 #include "engine/errors.hpp"
+#include "engine/limiter.hpp"
 #include "engine/policy.hpp"
 #include "engine/retry.hpp"
 #include "engine/shared_state.hpp"
@@ -21,6 +22,8 @@
 #include "providers/types.hpp"
 
 namespace detour::engine {
+
+struct Reservation;
 
 struct CallSpec {
   providers::ChatRequest request;  // `model` and `stream` are set per attempt
@@ -130,6 +133,19 @@ class Call {
   void end_in_flight(const std::string& why);
   void wait_then(Millis wait, std::function<void()> then);
   Millis time_left() const;
+
+  // call_capacity.cpp: the limiter, before and after each attempt.
+  Admission reserve_now(std::size_t index);  // reserves only what is free at once
+  bool capacity_elsewhere(std::size_t except);
+  void admit_then_start(std::size_t index, Millis waited);
+  void skip_for_capacity(std::size_t index, const Admission& admission);
+  void release(std::size_t index, const Reservation& reservation, bool reached_provider);
+  void release_unsent();
+  void settle_capacity(const Attempt& attempt, const net::HttpResponse& response,
+                       const providers::RateLimitInfo& headers,
+                       const std::optional<providers::Usage>& usage, const AttemptRecord& record,
+                       const Outcome& outcome);
+  AdmissionRequest admission_request(std::size_t index, Millis max_wait) const;
 
   // call_attempt.cpp: one exchange with one target.
   void start_attempt(std::size_t index, Millis waited, bool hedge);

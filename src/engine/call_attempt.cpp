@@ -70,6 +70,10 @@ void Call::start_attempt(std::size_t index, Millis waited, bool hedge) {
   attempt->started = ctx_.clock.now();
   attempt->waited = waited;
   attempt->hedge = hedge;
+  if (progress_[index].reserved) {
+    attempt->reservation = std::move(*progress_[index].reserved);
+    progress_[index].reserved.reset();
+  }
   progress_[index].in_flight = true;
   observer_.on_attempt_start(target,
                              static_cast<int>(result_.attempts.size() + in_flight_.size()) + 1);
@@ -148,7 +152,13 @@ void Call::arm_hedge(const std::shared_ptr<Attempt>& attempt) {
       return;
     }
     const config::ResolvedTarget& other = spec_.chain.targets[*index];
+    if (!progress_[*index].reserved) {
+      cursor_ = saved_cursor;  // a hedge does not wait for capacity
+      observer_.on_decision("not hedging with " + other.target.name() + ": it has no capacity now");
+      return;
+    }
     if (!ctx_.state.spend_retry(other.target.provider)) {
+      release_unsent();
       cursor_ = saved_cursor;  // not hedging: the target stays where it was in the order
       observer_.on_decision("not hedging with " + other.target.name() + ": the retry budget of " +
                             other.target.provider + " is spent");
@@ -189,6 +199,11 @@ void Call::complete_attempt(const std::shared_ptr<Attempt>& attempt, net::HttpRe
   if (response.status != 0) record.status = response.status;
   Outcome outcome;
   std::optional<providers::ChatReply> reply;
+  std::optional<providers::Usage> usage;  // what the reply says it used, valid or not
+  const providers::RateLimitInfo headers =
+      response.status != 0
+          ? providers::parse_rate_limit_headers(response.headers, ctx_.clock.wall_now())
+          : providers::RateLimitInfo{};
 
   if (attempt->lost) {
     record.error = ErrorClass::cancelled;
@@ -232,6 +247,7 @@ void Call::complete_attempt(const std::shared_ptr<Attempt>& attempt, net::HttpRe
       }
     }
     if (reply) {
+      usage = reply->usage;
       ValidationResult check = validate_reply(*reply, spec_.validation);
       if (check.error != ErrorClass::none) {
         record.error = check.error;
@@ -243,7 +259,6 @@ void Call::complete_attempt(const std::shared_ptr<Attempt>& attempt, net::HttpRe
     // A streamed request collects a non-2xx body through on_body; a plain one gets it here.
     const std::string& body = spec_.stream ? attempt->error_body : response.body;
     auto error = protocol->parse_error(response.status, body);
-    auto headers = providers::parse_rate_limit_headers(response.headers, ctx_.clock.wall_now());
     record.error = classify_http_error(response.status, error, headers);
     record.message =
         error.message.empty() ? "HTTP " + std::to_string(response.status) : error.message;
@@ -252,6 +267,7 @@ void Call::complete_attempt(const std::shared_ptr<Attempt>& attempt, net::HttpRe
     outcome.hint = server_hint(headers, error);
   }
   record.message = redact(std::move(record.message), {target.api_key});
+  settle_capacity(*attempt, response, headers, usage, record, outcome);
 
   ctx_.state.record(target, record.error, record.status, record.message, record.latency,
                     record.ttft, ctx_.clock.now(), wall_ms(ctx_.clock));

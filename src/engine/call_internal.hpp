@@ -9,6 +9,12 @@
 
 namespace detour::engine {
 
+// Capacity the limiter reserved for one attempt (an in-flight slot and its tokens).
+struct Reservation {
+  std::string lease_id;  // empty: nothing reserved
+  double tokens = 0;
+};
+
 // One exchange with one target. Transport callbacks hold it by shared_ptr and reach the Call
 // through `owner`, which is cleared when the call no longer wants to hear from it.
 struct Call::Attempt {
@@ -26,7 +32,8 @@ struct Call::Attempt {
   std::optional<net::Transport::Id> first_token_timer;
   std::optional<net::Transport::Id> hedge_timer;
   bool first_token_timed_out = false;
-  bool lost = false;  // cancelled because another attempt won
+  bool lost = false;        // cancelled because another attempt won
+  Reservation reservation;  // its capacity in the limiter, settled when it ends
 };
 
 // Where the call stands with one target of its chain.
@@ -37,6 +44,11 @@ struct Call::Progress {
   bool come_back = false;  // failed transiently: worth another pass once the rest failed
   bool in_flight = false;  // an attempt is running or a retry of it is waiting
   std::optional<std::chrono::steady_clock::time_point> not_before;  // the server's hint
+  // Admitted by the limiter for the attempt about to start (take_candidate reserved it).
+  std::optional<Reservation> reserved;
+  // Passed over for lack of capacity while another target had some: worth a later pass,
+  // without counting as a retry, since it never failed.
+  bool capacity_skipped = false;
 };
 
 // What a finished attempt said beyond its record, for the failure policy.
@@ -48,6 +60,9 @@ struct Call::Outcome {
 
 // Stops listening to an attempt and cancels its exchange and timers.
 void detach(Call::Attempt& attempt, net::Transport& transport);
+
+// The limiter's view of a target: its provider's and its own configured limits.
+LimitScope limit_scope(const config::ResolvedTarget& target);
 
 AttemptRecord skipped_open_record(const config::ResolvedTarget& target, const Gate& gate,
                                   const net::Clock& clock);

@@ -26,7 +26,7 @@ TargetState current_state(const json& doc, const std::string& key_id) {
 }  // namespace
 
 SharedState::SharedState(state::Store& store, BreakerConfig breaker, BudgetConfig budget)
-    : store_(store), breaker_(breaker), budget_(budget) {}
+    : store_(store), limiter_(store), breaker_(breaker), budget_(budget) {}
 
 TargetState SharedState::load(const config::ResolvedTarget& target) {
   return current_state(store_.get(target_key(target.target)), key_fingerprint(target.api_key));

@@ -9,6 +9,7 @@
 
 #include "config/config.hpp"
 #include "engine/breaker.hpp"
+#include "engine/limiter.hpp"
 #include "engine/retry.hpp"
 #include "engine/target_state.hpp"
 #include "state/store.hpp"
@@ -57,10 +58,13 @@ class SharedState {
   std::uint64_t take_turn(const std::string& route);
 
   const BreakerConfig& breaker_config() const { return breaker_; }
+  // Rate limits and in-flight slots, in the same store.
+  Limiter& limiter() { return limiter_; }
 
  private:
   RetryBudget budget_from(const nlohmann::json& doc) const;
   state::Store& store_;
+  Limiter limiter_;
   BreakerConfig breaker_;
   BudgetConfig budget_;
 };

@@ -142,8 +142,12 @@ TEST_CASE("call: a rate limit is not a health failure", "[call]") {
                               : ok_reply("b");
   });
   Recorder rec;
-  for (int i = 0; i < 6; ++i)
-    REQUIRE(f.run(transport, clock, f.spec(), rec).ok);
+  for (int i = 0; i < 6; ++i) {
+    auto result = f.run(transport, clock, f.spec(), rec);
+    REQUIRE(result.ok);
+    CHECK(result.attempts.front().error == ErrorClass::rate_limited);  // never skipped_open
+    clock.advance(Millis(61'000));  // past the hint, which keeps the limiter off `a` until then
+  }
   CHECK(transport.requests.size() == 12);  // a was asked every time
 }
 

@@ -1,0 +1,197 @@
+// The limiter's part in a call (DESIGN.md 3.3 and 3.5): capacity is reserved before each
+// attempt is sent, a target without capacity is passed over while another has some, a wait
+// is taken when none has, and every reservation is settled (or given back) when its attempt
+// ends.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "engine/call.hpp"
+#include "engine/call_internal.hpp"
+#include "engine/context.hpp"
+
+namespace detour::engine {
+
+using std::chrono::duration_cast;
+
+namespace {
+
+ConfiguredLimits limits_of(std::optional<std::int64_t> rpm, std::optional<std::int64_t> tpm,
+                           std::optional<std::int64_t> burst,
+                           std::optional<std::int64_t> concurrency) {
+  return ConfiguredLimits{rpm, tpm, burst, concurrency};
+}
+
+Millis ceil_ms(double ms) {
+  return Millis(static_cast<Millis::rep>(std::ceil(std::max(0.0, ms))));
+}
+
+}  // namespace
+
+LimitScope limit_scope(const config::ResolvedTarget& target) {
+  LimitScope scope;
+  scope.provider = target.target.provider;
+  scope.model = target.target.model;
+  if (target.provider) {
+    const auto& p = *target.provider;
+    scope.provider_limits = limits_of(p.rpm, p.tpm, p.burst, p.concurrency);
+  }
+  const auto& m = target.model;
+  scope.target_limits = limits_of(m.rpm, m.tpm, m.burst, m.concurrency);
+  return scope;
+}
+
+AdmissionRequest Call::admission_request(std::size_t index, Millis max_wait) const {
+  const config::ResolvedTarget& target = spec_.chain.targets[index];
+  AdmissionRequest request;
+  // What the provider counts against tokens per minute: the input and the answer it may
+  // write. Without max_tokens only the input is known; the reply's usage corrects it.
+  std::int64_t answer = spec_.request.max_tokens.value_or(0);
+  if (!spec_.request.max_tokens && target.provider && target.provider->protocol == "anthropic")
+    answer = providers::kAnthropicDefaultMaxTokens;
+  request.tokens = static_cast<double>(estimate_input_tokens(spec_.request) + answer);
+  request.now_ms = static_cast<double>(wall_ms(ctx_.clock));
+  request.max_wait_ms = static_cast<double>(max_wait.count());
+  char id[20];
+  std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(ctx_.rng()));
+  request.lease_id = id;
+  request.lease_ms = static_cast<double>((spec_.timeout + Millis(5000)).count());
+  return request;
+}
+
+Admission Call::reserve_now(std::size_t index) {
+  const config::ResolvedTarget& target = spec_.chain.targets[index];
+  AdmissionRequest request = admission_request(index, Millis(0));
+  Admission admission = ctx_.state.limiter().reserve(limit_scope(target), request);
+  if (admission.kind == Admission::Kind::granted) {
+    progress_[index].reserved = Reservation{request.lease_id, request.tokens};
+  }
+  return admission;
+}
+
+// Whether a target later in this pass's order could be sent to right now (a read only).
+bool Call::capacity_elsewhere(std::size_t except) {
+  const auto now = ctx_.clock.now();
+  for (std::size_t at = cursor_; at < order_.size(); ++at) {
+    const std::size_t j = order_[at];
+    const Progress& p = progress_[j];
+    if (j == except || p.done || p.in_flight) continue;
+    if (pass_ > 0 && !p.come_back && !p.capacity_skipped) continue;
+    const auto breaker = CircuitBreaker::restore(p.state.breaker, ctx_.state.breaker_config(), now);
+    if (breaker.state(now) == CircuitBreaker::State::open) continue;
+    const config::ResolvedTarget& target = spec_.chain.targets[j];
+    Admission a = ctx_.state.limiter().peek(limit_scope(target), admission_request(j, Millis(0)));
+    if (a.kind == Admission::Kind::granted) return true;
+  }
+  return false;
+}
+
+void Call::skip_for_capacity(std::size_t index, const Admission& admission) {
+  const config::ResolvedTarget& target = spec_.chain.targets[index];
+  AttemptRecord r;
+  r.provider = target.target.provider;
+  r.model = target.target.model;
+  r.error = ErrorClass::skipped_budget;
+  if (admission.kind == Admission::Kind::too_large) {
+    r.cause = ErrorClass::bad_request;  // the request must change to fit this target
+    r.message = admission.why;
+  } else {
+    r.cause = ErrorClass::rate_limited;
+    r.message =
+        "no capacity for " + format_duration(ceil_ms(admission.wait_ms)) + ": " + admission.why;
+  }
+  result_.attempts.push_back(r);
+  if (!last_failure_ || last_failure_->error == ErrorClass::skipped_budget) last_failure_ = r;
+  observer_.on_attempt_end(r, next_target_text());
+}
+
+// Starts the attempt once the limiter admits it: at once when take_candidate reserved it,
+// after the reserved slot's wait, or -- when every in-flight slot is taken -- after polling.
+// A wait that does not fit the deadline passes the target over.
+void Call::admit_then_start(std::size_t index, Millis waited) {
+  Progress& p = progress_[index];
+  if (p.reserved) {
+    start_attempt(index, waited, /*hedge=*/false);
+    return;
+  }
+  const config::ResolvedTarget& target = spec_.chain.targets[index];
+  // Leave the attempt itself some time: a slot just before the deadline is of no use.
+  const Millis max_wait = std::max(Millis(0), time_left() - std::min(spec_.timeout, Millis(1000)));
+  AdmissionRequest request = admission_request(index, max_wait);
+  Admission admission = ctx_.state.limiter().reserve(limit_scope(target), request);
+  const bool keeps_waiting = admission.kind == Admission::Kind::granted ||
+                             (admission.poll && ceil_ms(admission.wait_ms) < max_wait);
+  if (!keeps_waiting) {
+    p.done = true;
+    skip_for_capacity(index, admission);
+    next();
+    return;
+  }
+  const Millis wait = ceil_ms(admission.wait_ms);
+  if (admission.kind == Admission::Kind::granted) {
+    p.reserved = Reservation{request.lease_id, request.tokens};
+    if (wait > Millis(0)) {
+      observer_.on_decision("waiting " + format_duration(wait) + " for capacity at " +
+                            target.target.name() + ": " + admission.why);
+    }
+  } else if (waited == Millis(0)) {
+    observer_.on_decision("waiting for capacity at " + target.target.name() + ": " + admission.why);
+  }
+  p.in_flight = true;  // reserved for this wait: no hedge or pass may take it meanwhile
+  wait_then(wait, [this, index, waited, wait] {
+    progress_[index].in_flight = false;
+    admit_then_start(index, waited + wait);
+  });
+}
+
+void Call::release(std::size_t index, const Reservation& reservation, bool reached_provider) {
+  if (reservation.lease_id.empty()) return;
+  AdmissionFeedback feedback;
+  feedback.lease_id = reservation.lease_id;
+  feedback.reserved_tokens = reservation.tokens;
+  feedback.reached_provider = reached_provider;
+  feedback.now_ms = static_cast<double>(wall_ms(ctx_.clock));
+  ctx_.state.limiter().settle(limit_scope(spec_.chain.targets[index]), feedback);
+}
+
+// Settles a finished attempt's reservation: frees its slot, corrects its tokens from the
+// usage, learns the limits its headers state, and after a 429 empties the target's bucket
+// until the server's hint.
+void Call::settle_capacity(const Attempt& attempt, const net::HttpResponse& response,
+                           const providers::RateLimitInfo& headers,
+                           const std::optional<providers::Usage>& usage,
+                           const AttemptRecord& record, const Outcome& outcome) {
+  const Reservation& r = attempt.reservation;
+  if (r.lease_id.empty()) return;
+  using net::TransportStatus;
+  AdmissionFeedback f;
+  f.lease_id = r.lease_id;
+  f.reserved_tokens = r.tokens;
+  const TransportStatus t = response.transport;
+  f.reached_provider = t != TransportStatus::connect_failed && t != TransportStatus::dns_failed &&
+                       t != TransportStatus::tls_failed && t != TransportStatus::connect_timeout;
+  f.replied = response.status != 0;
+  f.headers = headers;
+  if (usage && (usage->input_tokens || usage->output_tokens)) {
+    f.used_tokens =
+        static_cast<double>(usage->input_tokens.value_or(0) + usage->output_tokens.value_or(0));
+  }
+  f.now_ms = static_cast<double>(wall_ms(ctx_.clock));
+  if (record.error == ErrorClass::rate_limited) {
+    const Millis hint = outcome.hint.value_or(headers.requests_reset.value_or(Millis(1000)));
+    f.blocked_until_ms = f.now_ms + static_cast<double>(hint.count());
+  }
+  ctx_.state.limiter().settle(limit_scope(spec_.chain.targets[attempt.index]), f);
+}
+
+// Gives back what was reserved for attempts that were never sent.
+void Call::release_unsent() {
+  for (std::size_t i = 0; i < progress_.size(); ++i) {
+    if (!progress_[i].reserved) continue;
+    Reservation r = std::move(*progress_[i].reserved);
+    progress_[i].reserved.reset();
+    release(i, r, /*reached_provider=*/false);
+  }
+}
+
+}  // namespace detour::engine

@@ -1,0 +1,152 @@
+// The limiter inside a Call, on the fake transport and clock: pacing across calls, passing a
+// busy target over for one with capacity, waiting when none has, requests too large for a
+// target, limits learned from headers, and a 429's reset honoured once.
+#include "call_fixture.hpp"
+
+using namespace detour;
+using namespace detour::testing::call;
+using detour::testing::FakeClock;
+using detour::testing::FakeReply;
+using detour::testing::FakeTransport;
+using engine::ErrorClass;
+
+TEST_CASE("call limits: a configured rpm paces consecutive calls", "[call][limits]") {
+  Fixture f({"a"});
+  f.provider.rpm = 60;
+  f.provider.burst = 1;
+  FakeClock clock;
+  FakeTransport transport(clock, [&](const net::HttpRequest&) { return ok_reply("ok"); });
+  Recorder rec;
+  auto first = f.run(transport, clock, f.spec(), rec);
+  REQUIRE(first.ok);
+  CHECK(first.attempts[0].waited == Millis(0));
+  auto second = f.run(transport, clock, f.spec(), rec);  // 20 ms later: 980 ms to go
+  REQUIRE(second.ok);
+  CHECK(second.attempts[0].waited == Millis(980));
+  CHECK_THAT(rec.notes.back(),
+             Catch::Equals("waiting 980ms for capacity at mock/a: requests per minute of mock "
+                           "(60/min)"));
+}
+
+TEST_CASE("call limits: a target without capacity is passed over for one with some",
+          "[call][limits]") {
+  Fixture f({"a", "b"});
+  f.chain.targets[0].model.rpm = 60;
+  f.chain.targets[0].model.burst = 1;
+  FakeClock clock;
+  FakeTransport transport(clock, [&](const net::HttpRequest& r) { return ok_reply(model_of(r)); });
+  Recorder rec;
+  REQUIRE(f.run(transport, clock, f.spec(), rec).target->target.model == "a");
+  auto busy = f.run(transport, clock, f.spec(), rec);
+  REQUIRE(busy.ok);
+  CHECK(busy.target->target.model == "b");
+  REQUIRE(busy.attempts.size() == 2);
+  CHECK(busy.attempts[0].error == ErrorClass::skipped_budget);
+  CHECK_FALSE(busy.attempts[0].status);
+  CHECK_THAT(busy.attempts[0].message,
+             Catch::StartsWith("no capacity for 980ms: requests per minute of mock/a"));
+  CHECK(rec.decisions[rec.decisions.size() - 2] == "next target mock/b");
+  CHECK(transport.requests.size() == 2);  // nothing was sent to `a` the second time
+}
+
+TEST_CASE("call limits: with no capacity anywhere the call waits if the deadline allows",
+          "[call][limits]") {
+  Fixture f({"a"});
+  f.provider.rpm = 6;  // one every 10 s
+  f.provider.burst = 1;
+  FakeClock clock;
+  FakeTransport transport(clock, [&](const net::HttpRequest&) { return ok_reply("ok"); });
+  Recorder rec;
+  REQUIRE(f.run(transport, clock, f.spec(), rec).ok);
+  auto spec = f.spec();
+  spec.deadline = Millis(60'000);
+  auto waited = f.run(transport, clock, spec, rec);
+  REQUIRE(waited.ok);
+  CHECK(waited.attempts[0].waited == Millis(9980));
+
+  auto short_deadline = f.spec();  // 5 s: the next slot is 10 s away
+  auto result = f.run(transport, clock, short_deadline, rec);
+  CHECK_FALSE(result.ok);
+  CHECK(result.error == ErrorClass::rate_limited);
+  REQUIRE(result.attempts.size() == 1);
+  CHECK(result.attempts[0].error == ErrorClass::skipped_budget);
+  CHECK(engine::exit_code_for_failure(result) == 1);
+  CHECK(transport.requests.size() == 2);
+}
+
+TEST_CASE("call limits: a request larger than a target's whole minute goes elsewhere",
+          "[call][limits]") {
+  Fixture f({"small", "big"});
+  f.chain.targets[0].model.tpm = 100;
+  FakeClock clock;
+  FakeTransport transport(clock, [&](const net::HttpRequest& r) { return ok_reply(model_of(r)); });
+  Recorder rec;
+  auto spec = f.spec();
+  spec.request.max_tokens = 500;
+  auto result = f.run(transport, clock, spec, rec);
+  REQUIRE(result.ok);
+  CHECK(result.target->target.model == "big");
+  CHECK(result.attempts[0].error == ErrorClass::skipped_budget);
+  CHECK_THAT(result.attempts[0].message, Catch::Contains("tokens-per-minute limit of mock/small"));
+
+  Fixture alone({"small"});
+  alone.chain.targets[0].model.tpm = 100;
+  auto only = alone.spec();
+  only.request.max_tokens = 500;
+  auto failed = alone.run(transport, clock, only, rec);
+  CHECK_FALSE(failed.ok);
+  CHECK(failed.error == ErrorClass::bad_request);  // it must change before any retry helps
+  CHECK(engine::exit_code_for_failure(failed) == 4);
+}
+
+TEST_CASE("call limits: limits learned from one reply pace the next call", "[call][limits]") {
+  Fixture f({"a"});
+  FakeClock clock;
+  FakeTransport transport(clock, [&](const net::HttpRequest&) {
+    FakeReply r = ok_reply("ok");
+    r.headers = {{"x-ratelimit-limit-requests", "60"},
+                 {"x-ratelimit-remaining-requests", "0"},
+                 {"x-ratelimit-reset-requests", "1s"}};
+    return r;
+  });
+  Recorder rec;
+  REQUIRE(f.run(transport, clock, f.spec(), rec).ok);
+  auto next = f.run(transport, clock, f.spec(), rec);
+  REQUIRE(next.ok);
+  CHECK(next.attempts[0].waited == Millis(1000));
+}
+
+TEST_CASE("call limits: a 429's retry-after is waited once, not twice", "[call][limits]") {
+  Fixture f({"a"});
+  FakeClock clock;
+  int calls = 0;
+  FakeTransport transport(clock, [&](const net::HttpRequest&) {
+    return ++calls == 1 ? error_reply(429, "requests", "rate_limit_exceeded", "slow down",
+                                      {{"retry-after", "3"}})
+                        : ok_reply("ok");
+  });
+  Recorder rec;
+  auto spec = f.spec();
+  spec.retries = 1;
+  auto result = f.run(transport, clock, spec, rec);
+  REQUIRE(result.ok);
+  REQUIRE(result.attempts.size() == 2);
+  CHECK(result.attempts[1].waited == Millis(3000));
+  CHECK(result.latency < Millis(3100));
+}
+
+TEST_CASE("call limits: a refused connection gives its reservation back", "[call][limits]") {
+  Fixture f({"dead", "live"});
+  f.provider.rpm = 60;
+  f.provider.burst = 2;
+  FakeClock clock;
+  FakeTransport transport(clock, [&](const net::HttpRequest& r) {
+    return model_of(r) == "dead" ? refused() : ok_reply("ok");
+  });
+  Recorder rec;
+  auto result = f.run(transport, clock, f.spec(), rec);
+  REQUIRE(result.ok);  // dead (given back), then live: one request of the burst spent
+  auto again = f.run(transport, clock, f.spec(), rec);
+  REQUIRE(again.ok);
+  CHECK(again.attempts.back().waited == Millis(0));
+}
