@@ -109,6 +109,9 @@ struct Chain {
   std::vector<ResolvedTarget> targets;
 };
 
+// Every target the config names, in a route or under [models], once each ("provider/model").
+std::vector<std::string> known_targets(const Config& config);
+
 // Resolves -m names (each a route, provider/model, or bare model; "a,b" lists allowed) into
 // an ordered chain with duplicates removed. Empty names: [defaults] model. Unknown names,
 // unknown providers and unset API key variables throw ConfigError naming them.

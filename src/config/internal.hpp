@@ -48,7 +48,4 @@ void apply_env_overrides(Defaults& defaults, const EnvLookup& env);
 // Checks that url is http(s) and strips trailing slashes; nullopt when it is not a URL.
 std::optional<std::string> normalize_base_url(std::string_view url);
 
-// Every "provider/model" that [models] and [routes] mention, in a stable order.
-std::vector<std::string> known_targets(const Config& config);
-
 }  // namespace detour::config::detail

@@ -9,8 +9,6 @@
 
 namespace detour::config {
 
-namespace detail {
-
 std::vector<std::string> known_targets(const Config& config) {
   std::vector<std::string> out;
   std::set<std::string> seen;
@@ -25,8 +23,6 @@ std::vector<std::string> known_targets(const Config& config) {
   }
   return out;
 }
-
-}  // namespace detail
 
 namespace {
 
@@ -71,7 +67,7 @@ std::string provider_list(const Config& config) {
 // user then hears which variable to set.
 std::optional<Target> find_bare(const Config& config, const std::string& name) {
   std::vector<std::string> present, absent;
-  for (const auto& text : detail::known_targets(config)) {
+  for (const auto& text : known_targets(config)) {
     auto target = split_target(text);
     if (!target || target->model != name) continue;
     (config.providers.count(target->provider) ? present : absent).push_back(text);

@@ -61,9 +61,6 @@ struct Call::Outcome {
 // Stops listening to an attempt and cancels its exchange and timers.
 void detach(Call::Attempt& attempt, net::Transport& transport);
 
-// The limiter's view of a target: its provider's and its own configured limits.
-LimitScope limit_scope(const config::ResolvedTarget& target);
-
 AttemptRecord skipped_open_record(const config::ResolvedTarget& target, const Gate& gate,
                                   const net::Clock& clock);
 

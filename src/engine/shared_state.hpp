@@ -28,6 +28,9 @@ struct Gate {
   std::optional<LastError> cause;  // the last error the target gave, when it is open
 };
 
+// The limiter's view of a target: its provider's and its own configured limits.
+LimitScope limit_scope(const config::ResolvedTarget& target);
+
 class SharedState {
  public:
   using time_point = std::chrono::steady_clock::time_point;

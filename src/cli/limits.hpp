@@ -1,0 +1,28 @@
+#pragma once
+// `detour limits`: what the engine knows right now, from the shared state (DESIGN.md
+// section 1). No network call.
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/global_options.hpp"
+
+namespace CLI {
+class App;
+}
+
+namespace detour::cli {
+
+struct LimitsOptions {
+  std::vector<std::string> names;  // PROVIDER|TARGET|ROUTE...
+  bool json = false;
+};
+
+CLI::App* add_limits_command(CLI::App& app, LimitsOptions& options);
+int run_limits(const GlobalOptions& global, const LimitsOptions& options);
+
+// The report (engine::limits_report) as a table for people; times relative to now_wall_ms.
+std::string limits_table(const nlohmann::json& report, double now_wall_ms);
+
+}  // namespace detour::cli
