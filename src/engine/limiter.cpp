@@ -89,24 +89,26 @@ void shift_bucket(json& scope, const char* which, const Rate& rate, double delta
   bucket["tat"] = adjust(number(bucket, "tat"), rate, delta);
 }
 
-// Learns one bucket's limit from a reply's headers and resynchronises it.
+// Learns one bucket's limit from a reply's headers and resynchronises it. The bucket's size
+// is never stated, but what remains plus what this request cost is a lower bound (it was
+// admitted, so the bucket held both). The reset headers would give another, but they are
+// rounded (Anthropic's to the second, OpenAI's "6m0s"), which overstates the size.
 void learn(json& scope, const char* which, const ConfiguredLimits& configured,
-           std::optional<std::int64_t> limit, std::optional<std::int64_t> remaining, double now,
-           bool counts_this_request) {
+           std::optional<std::int64_t> limit, std::optional<std::int64_t> remaining, double cost,
+           double now) {
   if (!limit && !remaining) return;
   json& bucket = object_at(scope, which);
   if (limit && *limit > 0) bucket["limit"] = *limit;
+  const bool requests = std::string_view(which) == "requests";
   if (remaining) {
-    // `remaining` is what is left after this request, so the bucket holds at least one more.
-    const double seen = static_cast<double>(*remaining) + (counts_this_request ? 1 : 0);
-    bucket["burst"] = std::max(number(bucket, "burst"), seen);
+    bucket["burst"] = std::max(number(bucket, "burst"), static_cast<double>(*remaining) + cost);
     bucket["remaining"] = *remaining;
     bucket["reported_at"] = now;
   }
-  const Rate rate = std::string_view(which) == "requests" ? requests_rate(scope, configured)
-                                                          : tokens_rate(scope, configured);
-  if (remaining && rate.limited()) {
-    bucket["tat"] = resync(number(bucket, "tat"), rate, static_cast<double>(*remaining), now);
+  // The burst may have grown: resynchronise with the rate as it is now.
+  const Rate learned = requests ? requests_rate(scope, configured) : tokens_rate(scope, configured);
+  if (remaining && learned.limited()) {
+    bucket["tat"] = resync(number(bucket, "tat"), learned, static_cast<double>(*remaining), now);
   }
 }
 
@@ -229,9 +231,12 @@ void settle(json& doc, const LimitScope& scope, const AdmissionFeedback& f) {
       {&provider, &scope.provider_limits, scope.provider, false},
       {&target, &scope.target_limits, scope.provider + "/" + scope.model, true},
   };
+  // A request the provider refused for its rate limit used none of it, like one that never
+  // reached it: give it all back (the 429's reset is applied below).
+  const bool give_back = !f.reached_provider || f.blocked_until_ms.has_value();
   for (const Scope& s : scopes) {
     object_at(*s.doc, "leases").erase(f.lease_id);
-    if (!f.reached_provider) {
+    if (give_back) {
       shift_bucket(*s.doc, "requests", requests_rate(*s.doc, *s.configured), -1);
       shift_bucket(*s.doc, "tokens", tokens_rate(*s.doc, *s.configured), -f.reserved_tokens);
     } else if (f.used_tokens) {
@@ -244,11 +249,13 @@ void settle(json& doc, const LimitScope& scope, const AdmissionFeedback& f) {
   // model), so they teach the target's buckets; the provider's come from config only.
   target["known"] = true;
   const auto& h = f.headers;
-  learn(target, "requests", scope.target_limits, h.requests_limit, h.requests_remaining, f.now_ms,
-        true);
+  // What this request cost the provider's buckets (nothing when it was refused).
+  learn(target, "requests", scope.target_limits, h.requests_limit, h.requests_remaining,
+        give_back ? 0 : 1, f.now_ms);
   learn(target, "tokens", scope.target_limits,
         h.tokens_limit ? h.tokens_limit : h.input_tokens_limit,
-        h.tokens_remaining ? h.tokens_remaining : h.input_tokens_remaining, f.now_ms, false);
+        h.tokens_remaining ? h.tokens_remaining : h.input_tokens_remaining,
+        give_back ? 0 : f.reserved_tokens, f.now_ms);
   if (f.blocked_until_ms) {
     const double until = std::max(number(target, "blocked_until"), *f.blocked_until_ms);
     target["blocked_until"] = until;

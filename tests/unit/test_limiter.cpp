@@ -207,3 +207,42 @@ TEST_CASE("limiter: a document from another version never breaks admission", "[l
   json text = "garbage";
   CHECK(admit(text, scope_with(), at(0), true).kind == Admission::Kind::granted);
 }
+
+TEST_CASE("limiter: the bucket's size is learned from what remains plus what the request cost",
+          "[limiter]") {
+  const auto scope = scope_with();
+  SECTION("remaining plus what this request cost") {
+    json doc;
+    admit(doc, scope, at(0, 101, "p"), true);
+    AdmissionFeedback f = done("p", 0);
+    f.reserved_tokens = 101;
+    f.headers.tokens_limit = 40'000;
+    f.headers.tokens_remaining = 565;  // 666 before this request
+    settle(doc, scope, f);
+    // 666 a second refill: the bucket is full again 101 tokens' time later, not at once.
+    Admission a = admit(doc, scope, at(0, 4000, "big"), true);
+    CHECK(a.kind == Admission::Kind::wait);
+    CHECK(a.wait_ms == Approx(101 * 1.5));
+  }
+  SECTION("not from the reset headers, which are rounded up") {
+    json doc;
+    admit(doc, scope, at(0, 1, "p"), true);
+    AdmissionFeedback f = done("p", 0);
+    f.headers.requests_limit = 60;
+    f.headers.requests_remaining = 2;
+    f.headers.requests_reset = detour::Millis(3000);
+    settle(doc, scope, f);
+    CHECK(target_view(doc, "m1", {}, {}, 60'000).requests.remaining == 3);
+  }
+}
+
+TEST_CASE("limiter: a request refused with a 429 gives its tokens back", "[limiter]") {
+  json doc;
+  const auto scope = scope_with({{}, 6000, {}, {}});  // 100 tokens a second, holds 100
+  REQUIRE(admit(doc, scope, at(0, 100, "a"), true).kind == Admission::Kind::granted);
+  AdmissionFeedback f = done("a", 0);
+  f.reserved_tokens = 100;
+  f.blocked_until_ms = 1000;
+  settle(doc, scope, f);
+  CHECK(provider_view(doc, scope.provider_limits, 0).tokens.remaining == 100);
+}
