@@ -334,7 +334,8 @@ TEST_CASE("a stream that fails before its first token fails over cleanly", "[res
 
 TEST_CASE("--first-token-timeout moves on from a slow first token", "[resilience]") {
   // Streamed: ttft_ms delays the first text chunk; keep-alive comments before it are no token.
-  // Plain: the reply's tokens come with its body, here late together with its headers.
+  // Plain: the reply's tokens come with its body, whether the headers are late too
+  // (latency_ms, slow_headers) or sent at once (ttft_ms, DeepSeek's blank lines).
   struct Row {
     const char* mode;
     json slow;
@@ -344,6 +345,8 @@ TEST_CASE("--first-token-timeout moves on from a slow first token", "[resilience
       {"--stream", {{"fault", "keepalive"}, {"ttft_ms", 3000}}},
       {"--no-stream", {{"latency_ms", 3000}}},
       {"--no-stream", {{"fault", "slow_headers"}, {"ttft_ms", 3000}}},
+      {"--no-stream", {{"ttft_ms", 3000}}},
+      {"--no-stream", {{"fault", "blank_lines"}, {"ttft_ms", 3000}}},
   };
   for (const auto& row : rows) {
     INFO(row.mode << " " << row.slow.dump());
