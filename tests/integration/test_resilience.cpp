@@ -405,6 +405,9 @@ TEST_CASE("--hedge asks the next target too and cancels the loser", "[resilience
     CHECK(slow[0]["status"].is_null());
     CHECK(attempts_of(j, "fast").size() == 1);
     CHECK_THAT(t.r.err, Catch::Contains("hedging with an/fast"));
+    // Each -v line carries the number its attempt was started as, though both were in flight.
+    CHECK(count_lines(t.r.err, "attempt 2: an/fast: 200 in ") == 1);
+    CHECK(count_lines(t.r.err, "attempt 1: oa/slow: no reply cancelled (lost the hedge") == 1);
     CHECK(env.requests("fast") == 1);  // (the mock counts the slow one only when it answers)
   }
 
