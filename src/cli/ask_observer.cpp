@@ -7,7 +7,7 @@ namespace detour::cli {
 void AskObserver::on_attempt_start(const config::ResolvedTarget& target, int number) {
   log_.verbose(2, "attempt " + std::to_string(number) + ": " + target.target.name() + ": sending",
                {{"event", "attempt_start"}, {"attempt", number}, {"target", target.target.name()}});
-  number_ = number;
+  numbers_[target.target.name()] = number;
 }
 
 void AskObserver::on_text(std::string_view text) {
@@ -23,13 +23,15 @@ void AskObserver::on_attempt_end(const engine::AttemptRecord& a, std::string_vie
   const bool skipped =
       a.error == engine::ErrorClass::skipped_open || a.error == engine::ErrorClass::skipped_budget;
   const std::string target = a.provider + "/" + a.model;
+  const auto started = numbers_.find(target);
+  const int number = started == numbers_.end() ? 0 : started->second;
   std::string line;
   if (skipped) {
     line = target + ": " + std::string(engine::to_string(a.error)) + " (" + a.message +
            "): " + std::string(decision);
   } else {
     std::string status = a.status ? std::to_string(*a.status) : "no reply";
-    line = "attempt " + std::to_string(number_) + ": " + target + ": " + status;
+    line = "attempt " + std::to_string(number) + ": " + target + ": " + status;
     if (!ok) line += " " + std::string(engine::to_string(a.error)) + " (" + a.message + ")";
     line += " in " + format_duration(a.latency);
     if (a.waited > Millis(0)) line += " after waiting " + format_duration(a.waited);
@@ -38,7 +40,7 @@ void AskObserver::on_attempt_end(const engine::AttemptRecord& a, std::string_vie
   log_.verbose(
       1, line,
       {{"event", skipped ? "skip" : "attempt"},
-       {"attempt", number_},
+       {"attempt", number},
        {"target", target},
        {"status", a.status ? nlohmann::json(*a.status) : nlohmann::json(nullptr)},
        {"error", ok ? nlohmann::json(nullptr) : nlohmann::json(engine::to_string(a.error))},

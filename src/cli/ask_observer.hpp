@@ -1,6 +1,8 @@
 #pragma once
 // What `detour ask` shows while a call runs: streamed text on stdout, and on stderr one line
 // per attempt and decision (-v) and the warnings a user must see.
+#include <map>
+#include <string>
 #include <string_view>
 
 #include "engine/call.hpp"
@@ -26,7 +28,9 @@ class AskObserver final : public engine::CallObserver {
   bool print_live_;
   bool printed_ = false;
   char last_char_ = '\n';
-  int number_ = 0;
+  // The number each target's attempt in flight was started as: with a hedge two attempts are
+  // in flight, and each end line must carry its own number, not the latest one's.
+  std::map<std::string, int> numbers_;
 };
 
 }  // namespace detour::cli

@@ -85,10 +85,6 @@ void Call::start_attempt(std::size_t index, Millis waited, bool hedge) {
       providers::Endpoint{target.provider->base_url, target.api_key}, request);
   const Millis budget = std::max(Millis(1), std::min(spec_.timeout, time_left()));
   http.total_timeout = budget;
-  // A plain request's first token arrives with its headers; a stream's is timed below.
-  if (spec_.first_token_timeout && !spec_.stream) {
-    http.first_byte_timeout = std::min(*spec_.first_token_timeout, budget);
-  }
 
   net::ResponseHandler handler;
   if (spec_.stream) {
@@ -119,7 +115,11 @@ void Call::start_attempt(std::size_t index, Millis waited, bool hedge) {
   in_flight_.push_back(attempt);
   attempt->request = ctx_.transport.start(std::move(http), std::move(handler));
 
-  if (spec_.stream && spec_.first_token_timeout) {
+  // A stream's first token is its first text. A plain reply's tokens all arrive with its body,
+  // which a server may send long after its headers (DeepSeek's blank lines under load, proxies
+  // that flush headers early), so a plain attempt must be complete by then: the same rule the
+  // hedge timer applies to it.
+  if (spec_.first_token_timeout) {
     attempt->first_token_timer =
         ctx_.transport.add_timer(*spec_.first_token_timeout, [this, attempt] {
           attempt->first_token_timer.reset();
