@@ -173,8 +173,11 @@ int run_ask(const GlobalOptions& global, const AskOptions& options) {
   spec.validation.schema = schema ? &*schema : nullptr;
   // A terminal gets tokens as they arrive; a pipe gets a complete answer or nothing.
   // --json prints one object at the end, so it streams on the wire only when asked to.
-  spec.stream = o.stream || (!o.no_stream && !o.json && stdout_is_tty);
-  const bool print_live = spec.stream && !o.json;
+  // --first-token-timeout and --hedge are about the first token, which only a stream shows:
+  // with either, the wire streams (unless --no-stream) even when the output is buffered.
+  const bool print_live = (o.stream || (!o.no_stream && !o.json && stdout_is_tty)) && !o.json;
+  spec.stream = o.stream || print_live ||
+                (!o.no_stream && (first_token_timeout.has_value() || o.hedge.has_value()));
 
   EngineSetup engine = setup_engine(global, config, env, log);
   AskObserver observer(log, print_live);
