@@ -6,6 +6,7 @@
 
 #include "cli/ask.hpp"
 #include "cli/global_options.hpp"
+#include "cli/health.hpp"
 #include "cli/limits.hpp"
 #include "core/error.hpp"
 
@@ -52,6 +53,8 @@ int run(int argc, char** argv) {
   add_global_options(app, global);
   AskOptions ask_options;
   CLI::App* ask = add_ask_command(app, ask_options);
+  HealthOptions health_options;
+  CLI::App* health = add_health_command(app, health_options);
   LimitsOptions limits_options;
   CLI::App* limits = add_limits_command(app, limits_options);
 
@@ -70,6 +73,7 @@ int run(int argc, char** argv) {
 
   try {
     if (ask->parsed()) return run_ask(global, ask_options);
+    if (health->parsed()) return run_health(global, health_options);
     if (limits->parsed()) return run_limits(global, limits_options);
   } catch (const DetourError& e) {
     print_error(e.what());

@@ -112,6 +112,10 @@ struct Chain {
 // Every target the config names, in a route or under [models], once each ("provider/model").
 std::vector<std::string> known_targets(const Config& config);
 
+// One target with its provider, model settings and API key. Throws ConfigError naming the
+// provider when it is unknown or its API key variable is not set (never the key).
+ResolvedTarget resolve_target(const Config& config, const Target& target, const EnvLookup& env);
+
 // Resolves -m names (each a route, provider/model, or bare model; "a,b" lists allowed) into
 // an ordered chain with duplicates removed. Empty names: [defaults] model. Unknown names,
 // unknown providers and unset API key variables throw ConfigError naming them.

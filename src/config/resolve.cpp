@@ -130,6 +130,8 @@ std::vector<Target> resolve_name(const Config& config, const std::string& name) 
                     "; providers: " + provider_list(config) + "; or give provider/model)");
 }
 
+}  // namespace
+
 ResolvedTarget resolve_target(const Config& config, const Target& target, const EnvLookup& env) {
   ResolvedTarget out;
   out.target = target;
@@ -160,8 +162,6 @@ ResolvedTarget resolve_target(const Config& config, const Target& target, const 
   }
   return out;
 }
-
-}  // namespace
 
 Chain resolve_chain(const Config& config, const std::vector<std::string>& names,
                     const EnvLookup& env) {

@@ -7,11 +7,15 @@
 
 namespace detour::io {
 
-bool stderr_wants_color(bool no_color_flag) {
+bool wants_color(int fd, bool no_color_flag) {
   if (no_color_flag) return false;
   if (const char* no_color = std::getenv("NO_COLOR"); no_color && *no_color) return false;
   if (const char* term = std::getenv("TERM"); term && std::strcmp(term, "dumb") == 0) return false;
-  return isatty(STDERR_FILENO) == 1;
+  return isatty(fd) == 1;
+}
+
+bool stderr_wants_color(bool no_color_flag) {
+  return wants_color(STDERR_FILENO, no_color_flag);
 }
 
 void Logger::verbose(int level, std::string_view message, nlohmann::json fields) {

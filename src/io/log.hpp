@@ -18,6 +18,8 @@ struct LogSettings {
 
 // Colour only on a terminal, never with NO_COLOR, TERM=dumb or --no-color.
 bool stderr_wants_color(bool no_color_flag);
+// The same rule for any file descriptor (stdout for tables).
+bool wants_color(int fd, bool no_color_flag);
 
 class Logger {
  public:

@@ -1,0 +1,188 @@
+#include "cli/health.hpp"
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <set>
+
+#include "cli/engine_setup.hpp"
+#include "core/error.hpp"
+#include "io/interrupt.hpp"
+
+namespace detour::cli {
+
+CLI::App* add_health_command(CLI::App& app, HealthOptions& o) {
+  CLI::App* health = app.add_subcommand("health", "Probe providers and targets, for people and CI");
+  health->fallthrough();
+  health->add_option("names", o.names, "Targets, providers or routes to probe (default: all)");
+  health->add_option("--probe", o.probe, "models (no tokens spent) or chat (a one-token request)")
+      ->check(CLI::IsMember({"models", "chat"}));
+  health
+      ->add_option("--format", o.format,
+                   "table (default on a terminal), json (default otherwise), prometheus, junit")
+      ->check(CLI::IsMember({"table", "json", "prometheus", "junit"}));
+  health
+      ->add_option("--fail-on", o.fail_on,
+                   "any: every probe must be usable (default); all: fail only if none is; none")
+      ->check(CLI::IsMember({"any", "all", "none"}));
+  health->add_option("--timeout", o.timeout, "Each probe's time limit (default 10s)");
+  health->add_option("--slow", o.slow, "A usable answer slower than this is degraded (default 5s)");
+  return health;
+}
+
+namespace {
+
+Millis duration_option(const std::string& flag, const std::string& value, Millis fallback) {
+  if (value.empty()) return fallback;
+  auto parsed = parse_duration(value);
+  if (!parsed || parsed->count() <= 0) {
+    throw UsageError(flag + ": not a duration: \"" + value + "\" (use e.g. 250ms, 30s, 5m)");
+  }
+  return *parsed;
+}
+
+engine::ProbeTarget probe_of(const config::Config& config, const config::Target& target,
+                             const config::EnvLookup& env, std::optional<std::string> route) {
+  engine::ProbeTarget probe;
+  probe.route = std::move(route);
+  probe.target.target = target;
+  try {
+    probe.target = config::resolve_target(config, target, env);
+  } catch (const ConfigError& e) {
+    // The config parser accepts only known providers, so what is left is a missing API key
+    // variable (of a configured provider, or of a zero-config one a route names): a health
+    // problem to report, not a reason to stop probing the rest. The message names the
+    // variable, never a value.
+    probe.not_sendable = e.what();
+    if (target.model.empty()) {  // a provider probe: "(needed for nokey/)" reads oddly
+      const std::string odd = " (needed for " + target.provider + "/)";
+      if (auto at = probe.not_sendable.find(odd); at != std::string::npos)
+        probe.not_sendable.erase(at, odd.size());
+    }
+  }
+  return probe;
+}
+
+}  // namespace
+
+std::vector<engine::ProbeTarget> select_probes(const config::Config& config,
+                                               const std::vector<std::string>& names,
+                                               const config::EnvLookup& env) {
+  std::vector<engine::ProbeTarget> probes;
+  const std::vector<std::string> listed = config::known_targets(config);
+  auto provider_targets = [&](const std::string& provider) {
+    std::vector<config::Target> out;
+    for (const auto& text : listed) {
+      auto t = config::split_target(text);
+      if (t && t->provider == provider) out.push_back(*t);
+    }
+    return out;
+  };
+  auto add_provider = [&](const std::string& provider) {
+    auto targets = provider_targets(provider);
+    if (targets.empty()) targets.push_back({provider, ""});
+    for (const auto& t : targets)
+      probes.push_back(probe_of(config, t, env, std::nullopt));
+  };
+
+  if (names.empty()) {
+    std::set<std::string> named_providers;
+    for (const auto& text : listed) {
+      auto t = config::split_target(text);
+      if (!t) continue;
+      named_providers.insert(t->provider);
+      probes.push_back(probe_of(config, *t, env, std::nullopt));
+    }
+    for (const auto& [name, provider] : config.providers) {
+      if (!named_providers.count(name)) probes.push_back(probe_of(config, {name, ""}, env, {}));
+    }
+    if (probes.empty()) {
+      throw ConfigError(
+          "health: nothing to probe: no provider is configured (write a config, or set an "
+          "*_API_KEY variable such as OPENAI_API_KEY)");
+    }
+    return probes;
+  }
+
+  for (const auto& name : names) {
+    if (auto route = config.routes.find(name); route != config.routes.end()) {
+      for (const auto& text : route->second.targets) {
+        if (auto t = config::split_target(text)) probes.push_back(probe_of(config, *t, env, name));
+      }
+      continue;
+    }
+    if (config.providers.count(name)) {
+      add_provider(name);
+      continue;
+    }
+    auto direct = config::split_target(name);
+    if (direct && config.providers.count(direct->provider)) {
+      probes.push_back(probe_of(config, *direct, env, std::nullopt));
+      continue;
+    }
+    // A bare model name, or an error naming what is wrong with the name.
+    for (const auto& target : config::resolve_chain(config, {name}, env).targets)
+      probes.push_back(probe_of(config, target.target, env, std::nullopt));
+  }
+  return probes;
+}
+
+int run_health(const GlobalOptions& global, const HealthOptions& o) {
+  io::Logger log(global.log_settings());
+  const auto env = config::process_env();
+  engine::ProbeOptions options;
+  options.kind = o.probe == "chat" ? engine::ProbeKind::chat : engine::ProbeKind::models;
+  options.timeout = duration_option("--timeout", o.timeout, Millis(10'000));
+  options.slow = duration_option("--slow", o.slow, Millis(5'000));
+  const engine::FailOn fail_on = engine::parse_fail_on(o.fail_on).value_or(engine::FailOn::any);
+  const bool stdout_is_tty = isatty(STDOUT_FILENO) == 1;
+  const std::string format = !o.format.empty() ? o.format : stdout_is_tty ? "table" : "json";
+
+  const config::Config config = config::load_config(global.config_path, env);
+  const auto probes = select_probes(config, o.names, env);
+  EngineSetup engine = setup_engine(global, config, env, log);
+  auto transport = net::make_curl_transport();
+  net::SystemClock clock;
+  const auto started_wall = clock.wall_now();
+  const auto started = clock.now();
+  std::vector<engine::ProbeResult> results;
+  {
+    io::StopLoopOnInterrupt stop_on_interrupt(*transport);
+    results = engine::run_probes(probes, options, *transport, clock, *engine.state);
+  }
+  if (io::StopLoopOnInterrupt::interrupted()) {
+    log.error("interrupted");
+    return static_cast<int>(ExitCode::interrupted);
+  }
+  const double seconds = std::chrono::duration<double>(clock.now() - started).count();
+  const auto units = engine::health_units(results);
+
+  for (const auto& r : results) {
+    log.verbose(1, r.target + ": " + std::string(engine::to_string(r.status)) +
+                       (r.message.empty() ? "" : " (" + r.message + ")"));
+  }
+  std::string out;
+  if (format == "json") {
+    out = health_json(results);
+  } else if (format == "prometheus") {
+    out = health_prometheus(results, units);
+  } else if (format == "junit") {
+    out = health_junit(results, seconds, started_wall);
+  } else {
+    out = health_table(results, units,
+                       stdout_is_tty && io::wants_color(STDOUT_FILENO, global.no_color));
+  }
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  std::fflush(stdout);
+
+  if (engine::verdict_passes(units, fail_on)) return 0;
+  std::size_t bad = 0;
+  for (const auto& u : units)
+    bad += u.usable ? 0 : 1;
+  log.error("health: " + std::to_string(bad) + " of " + std::to_string(units.size()) +
+            " probed target(s) or route(s) not usable (--fail-on " + o.fail_on + ")");
+  return static_cast<int>(ExitCode::failed);
+}
+
+}  // namespace detour::cli

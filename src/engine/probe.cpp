@@ -1,0 +1,182 @@
+// The I/O half of `detour health`: the probes on the event loop, and what they teach the
+// shared state.
+#include <algorithm>
+#include <map>
+
+#include "engine/call.hpp"
+#include "engine/health.hpp"
+
+namespace detour::engine {
+
+using std::chrono::duration_cast;
+
+namespace {
+
+// One HTTP exchange and the probes its answer settles (a models list serves every target of
+// its provider).
+struct Exchange {
+  std::vector<std::size_t> probes;
+  const providers::Protocol* protocol = nullptr;
+  bool lists_models = true;
+  std::chrono::steady_clock::time_point started;
+};
+
+std::string listed_message(std::size_t count, const std::string& provider) {
+  return std::to_string(count) + " model(s) listed by " + provider;
+}
+
+void settle(ProbeResult& r, ErrorClass outcome, std::string message, const ProbeOptions& options) {
+  r.error = outcome;
+  r.message = std::move(message);
+  r.status = health_status(outcome, r.latency > options.slow, r.ratelimit);
+  if (r.status == HealthStatus::degraded && outcome == ErrorClass::none) {
+    r.message = "slow: " + format_duration(r.latency) + " > " + format_duration(options.slow);
+  }
+}
+
+void complete(const Exchange& x, const net::HttpResponse& response,
+              const std::vector<ProbeTarget>& probes, std::vector<ProbeResult>& results,
+              const ProbeOptions& options, const net::Clock& clock) {
+  const Millis latency = duration_cast<Millis>(clock.now() - x.started);
+  providers::RateLimitInfo headers;
+  if (response.status != 0)
+    headers = providers::parse_rate_limit_headers(response.headers, clock.wall_now());
+  std::vector<std::string> models;
+  bool list_parsed = false;
+  if (response.transport == net::TransportStatus::ok && response.status / 100 == 2 &&
+      x.lists_models) {
+    models = x.protocol->parse_models(response.body);
+    list_parsed = !models.empty();
+  }
+  for (std::size_t i : x.probes) {
+    ProbeResult& r = results[i];
+    const ProbeTarget& probe = probes[i];
+    r.latency = latency;
+    r.ratelimit = headers;
+    if (response.status != 0) r.http_status = response.status;
+    if (response.transport != net::TransportStatus::ok) {
+      std::string why(net::to_string(response.transport));
+      if (!response.transport_message.empty()) why += ": " + response.transport_message;
+      settle(r, classify_transport(response.transport), why, options);
+    } else if (response.status / 100 != 2) {
+      auto error = x.protocol->parse_error(response.status, response.body);
+      std::string why =
+          error.message.empty() ? "HTTP " + std::to_string(response.status) : error.message;
+      if (x.lists_models && response.status == 404 && !r.model.empty()) {
+        why = "the model list answered 404 (" + why + "); try --probe chat";
+      }
+      settle(r, classify_http_error(response.status, error, headers), why, options);
+    } else if (x.lists_models) {
+      if (!list_parsed) {
+        settle(r, ErrorClass::invalid_response, "the model list is empty or does not parse",
+               options);
+      } else if (r.model.empty() ||
+                 std::find(models.begin(), models.end(), r.model) != models.end()) {
+        settle(r, ErrorClass::none, "", options);
+        if (r.model.empty() && r.status == HealthStatus::ok)
+          r.message = listed_message(models.size(), r.provider);
+      } else {
+        settle(r, ErrorClass::not_found,
+               r.model + " is not among the " + listed_message(models.size(), r.provider), options);
+      }
+    } else {
+      auto parsed = x.protocol->parse_reply(response.body);
+      if (parsed.reply) {
+        settle(r, ErrorClass::none, "", options);
+      } else {
+        settle(r, ErrorClass::invalid_response, parsed.problem, options);
+      }
+    }
+    r.message = redact(std::move(r.message), {probe.target.api_key});
+  }
+}
+
+// What the probes learned, kept like any call's outcome: breaker and stats per target, and
+// the limits a chat probe's headers state.
+void record(const std::vector<ProbeTarget>& probes, std::vector<ProbeResult>& results,
+            const ProbeOptions& options, const net::Clock& clock, SharedState& state) {
+  const auto now = clock.now();
+  const std::int64_t wall = duration_cast<Millis>(clock.wall_now().time_since_epoch()).count();
+  for (std::size_t i = 0; i < probes.size(); ++i) {
+    ProbeResult& r = results[i];
+    const config::ResolvedTarget& target = probes[i].target;
+    if (r.model.empty() || !probes[i].not_sendable.empty()) continue;
+    state.record(target, r.error, r.http_status, r.message, r.latency, std::nullopt, now, wall);
+    if (options.kind == ProbeKind::chat && r.http_status) {
+      AdmissionFeedback learned;
+      learned.replied = true;
+      learned.headers = r.ratelimit;
+      learned.now_ms = static_cast<double>(wall);
+      state.limiter().settle(limit_scope(target), learned);
+    }
+    const auto breaker =
+        CircuitBreaker::restore(state.load(target).breaker, state.breaker_config(), now);
+    r.circuit = std::string(to_string(breaker.state(now)));
+  }
+}
+
+}  // namespace
+
+std::vector<ProbeResult> run_probes(const std::vector<ProbeTarget>& probes,
+                                    const ProbeOptions& options, net::Transport& transport,
+                                    const net::Clock& clock, SharedState& state) {
+  std::vector<ProbeResult> results(probes.size());
+  std::vector<Exchange> exchanges;
+  std::map<std::string, std::size_t> list_of_provider;  // models probes share one list
+  for (std::size_t i = 0; i < probes.size(); ++i) {
+    const ProbeTarget& p = probes[i];
+    ProbeResult& r = results[i];
+    r.provider = p.target.target.provider;
+    r.model = p.target.target.model;
+    r.target = r.model.empty() ? r.provider : p.target.target.name();
+    r.route = p.route;
+    if (!p.not_sendable.empty()) {
+      r.error = ErrorClass::auth;
+      r.status = HealthStatus::auth;
+      r.message = p.not_sendable;
+      continue;
+    }
+    const bool lists = options.kind == ProbeKind::models || r.model.empty();
+    if (lists) {
+      auto [it, fresh] = list_of_provider.try_emplace(r.provider, exchanges.size());
+      if (!fresh) {
+        exchanges[it->second].probes.push_back(i);
+        continue;
+      }
+    }
+    Exchange x;
+    x.probes = {i};
+    x.protocol = providers::find_protocol(p.target.provider->protocol);
+    x.lists_models = lists;
+    exchanges.push_back(std::move(x));
+  }
+
+  std::size_t pending = exchanges.size();
+  for (Exchange& x : exchanges) {
+    const config::ResolvedTarget& target = probes[x.probes.front()].target;
+    providers::Endpoint endpoint{target.provider->base_url, target.api_key};
+    net::HttpRequest request;
+    if (x.lists_models) {
+      request = x.protocol->build_models_request(endpoint);
+    } else {
+      providers::ChatRequest chat;
+      chat.model = target.target.model;
+      chat.messages = {{"user", "Reply with the word OK."}};
+      chat.max_tokens = 1;  // a health check should cost next to nothing
+      request = x.protocol->build_request(endpoint, chat);
+    }
+    request.total_timeout = options.timeout;
+    x.started = clock.now();
+    net::ResponseHandler handler;
+    handler.on_complete = [&, xp = &x](net::HttpResponse response) {
+      complete(*xp, response, probes, results, options, clock);
+      if (--pending == 0) transport.stop();
+    };
+    transport.start(std::move(request), std::move(handler));
+  }
+  if (pending > 0) transport.run();
+  record(probes, results, options, clock, state);
+  return results;
+}
+
+}  // namespace detour::engine
