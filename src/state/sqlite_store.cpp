@@ -5,10 +5,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <limits>
 #include <mutex>
+#include <thread>
 
 #include "state/store.hpp"
 
@@ -136,13 +138,17 @@ class SqliteStore final : public Store {
 
     // Reading the header first is the cheap query that finds a corrupt file, and it must come
     // before anything that writes, so that another program's database is left untouched.
+    // Both reads see one snapshot: another process initialising this new file commits its
+    // table and the application_id together, and two separate reads could see the table
+    // without the id and take our own database for another program's.
+    exec("BEGIN");
     const bool ours = query_int("PRAGMA application_id") == kApplicationId;
-    if (!ours && query_int("SELECT count(*) FROM sqlite_master") != 0) {
-      fail_with("not a detour state database (it holds another program's tables)");
-    }
+    const bool foreign = !ours && query_int("SELECT count(*) FROM sqlite_master") != 0;
+    exec("COMMIT");
+    if (foreign) fail_with("not a detour state database (it holds another program's tables)");
     // WAL lets processes read while one writes; NORMAL skips the fsync per commit, which in
     // WAL mode risks only the last updates on power loss, never corruption.
-    exec("PRAGMA journal_mode=WAL");
+    enable_wal(busy_timeout);
     exec("PRAGMA synchronous=NORMAL");
     if (!ours) initialise();
     const int version = query_int("PRAGMA user_version");
@@ -257,6 +263,20 @@ class SqliteStore final : public Store {
     if (sqlite3_bind_text64(stmt.get(), index, text.data(), text.size(), SQLITE_TRANSIENT,
                             SQLITE_UTF8) != SQLITE_OK) {
       fail();
+    }
+  }
+
+  // Switching a new file to WAL upgrades a read transaction to a write one, which SQLite
+  // never lets wait on the busy handler (two upgraders could deadlock): when another process
+  // is opening the same new file at that moment it fails at once with SQLITE_BUSY. Retry it
+  // for as long as the busy timeout would have waited.
+  void enable_wal(Millis busy_timeout) {
+    const auto give_up = std::chrono::steady_clock::now() + busy_timeout;
+    for (;;) {
+      const int rc = sqlite3_exec(db_.get(), "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr);
+      if (rc == SQLITE_OK) return;
+      if ((rc & 0xff) != SQLITE_BUSY || std::chrono::steady_clock::now() >= give_up) fail();
+      std::this_thread::sleep_for(Millis(5));
     }
   }
 
