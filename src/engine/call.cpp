@@ -246,9 +246,18 @@ void Call::retry_pass() {
   const auto now = ctx_.clock.now();
   std::vector<std::string> names;
   std::optional<Millis> soonest;
+  std::string spent;  // providers whose retry budget rules out another pass
   for (std::size_t i : order_) {
-    const Progress& p = progress_[i];
+    Progress& p = progress_[i];
     if (p.done || !(p.capacity_skipped || (p.come_back && p.retries < spec_.retries))) continue;
+    // No backoff for a pass the retry budget would refuse anyway.
+    const std::string& provider = targets[i].target.provider;
+    if (!p.capacity_skipped && !ctx_.state.can_retry(provider)) {
+      p.done = true;
+      if (spent.find(provider) == std::string::npos)
+        spent += (spent.empty() ? "" : ", ") + provider;
+      continue;
+    }
     names.push_back(targets[i].target.name());
     Millis available = p.not_before && *p.not_before > now
                            ? duration_cast<Millis>(*p.not_before - now)
@@ -257,7 +266,8 @@ void Call::retry_pass() {
   }
   AttemptRecord last = last_failure_.value_or(AttemptRecord{});
   if (names.empty()) {
-    finish_failure(last, "no target left");
+    finish_failure(last,
+                   spent.empty() ? "no target left" : "the retry budget of " + spent + " is spent");
     return;
   }
   const Millis wait = std::max(backoff_delay(pass_, spec_.backoff, ctx_.rng), *soonest);

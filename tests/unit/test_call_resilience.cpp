@@ -406,3 +406,19 @@ TEST_CASE("call: an auth failure skips the target until its key changes", "[call
   auto retried = f.run(transport, clock, spec, rec);
   CHECK(retried.attempts[0].status == 401);  // a new key is tried again
 }
+
+TEST_CASE("call: no backoff is waited for a pass the retry budget would refuse", "[call]") {
+  Fixture f({"a"});
+  FakeClock clock;
+  FakeTransport transport(clock, [&](const net::HttpRequest&) { return refused(); });
+  while (f.state->can_retry("mock"))
+    f.state->spend_retry("mock");
+  Recorder rec;
+  auto spec = f.spec();
+  spec.retries = 3;
+  auto result = f.run(transport, clock, spec, rec);
+  CHECK_FALSE(result.ok);
+  CHECK(transport.requests.size() == 1);
+  CHECK(result.latency < Millis(5));  // the refused attempt only
+  CHECK(rec.notes.empty());           // no "trying again in ..." pass was announced
+}
