@@ -10,6 +10,7 @@
 
 #include "cli/ask_observer.hpp"
 #include "cli/engine_setup.hpp"
+#include "cli/flags.hpp"
 #include "core/error.hpp"
 #include "io/interrupt.hpp"
 #include "io/prompt.hpp"
@@ -74,15 +75,6 @@ nlohmann::json parse_extra_params(const std::vector<std::string>& params) {
 }
 
 namespace {
-
-Millis duration_flag(const std::string& flag, const std::string& value, Millis fallback) {
-  if (value.empty()) return fallback;
-  auto parsed = parse_duration(value);
-  if (!parsed || parsed->count() <= 0) {
-    throw UsageError(flag + ": not a duration: \"" + value + "\" (use e.g. 250ms, 30s, 5m, 1h)");
-  }
-  return *parsed;
-}
 
 // --hedge takes an optional duration, so `ask --hedge what is x` hands it "what": a value that
 // is not a duration was the prompt's first word, and goes back there.

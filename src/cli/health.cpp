@@ -7,6 +7,7 @@
 #include <set>
 
 #include "cli/engine_setup.hpp"
+#include "cli/flags.hpp"
 #include "core/error.hpp"
 #include "io/interrupt.hpp"
 
@@ -32,15 +33,6 @@ CLI::App* add_health_command(CLI::App& app, HealthOptions& o) {
 }
 
 namespace {
-
-Millis duration_option(const std::string& flag, const std::string& value, Millis fallback) {
-  if (value.empty()) return fallback;
-  auto parsed = parse_duration(value);
-  if (!parsed || parsed->count() <= 0) {
-    throw UsageError(flag + ": not a duration: \"" + value + "\" (use e.g. 250ms, 30s, 5m)");
-  }
-  return *parsed;
-}
 
 engine::ProbeTarget probe_of(const config::Config& config, const config::Target& target,
                              const config::EnvLookup& env, std::optional<std::string> route) {
@@ -133,8 +125,8 @@ int run_health(const GlobalOptions& global, const HealthOptions& o) {
   const auto env = config::process_env();
   engine::ProbeOptions options;
   options.kind = o.probe == "chat" ? engine::ProbeKind::chat : engine::ProbeKind::models;
-  options.timeout = duration_option("--timeout", o.timeout, Millis(10'000));
-  options.slow = duration_option("--slow", o.slow, Millis(5'000));
+  options.timeout = duration_flag("--timeout", o.timeout, Millis(10'000));
+  options.slow = duration_flag("--slow", o.slow, Millis(5'000));
   const engine::FailOn fail_on = engine::parse_fail_on(o.fail_on).value_or(engine::FailOn::any);
   const bool stdout_is_tty = isatty(STDOUT_FILENO) == 1;
   const std::string format = !o.format.empty() ? o.format : stdout_is_tty ? "table" : "json";
