@@ -56,6 +56,7 @@ struct ProbeResult {
   std::string message;                  // why, for people (redacted); empty when ok
   std::string circuit = "closed";       // from the shared state, after the probe
   providers::RateLimitInfo ratelimit;   // what the reply's headers said
+  bool completed = false;               // false: interrupted before its answer came
 };
 
 // Sends every probe at once and waits for all. A models probe lists the provider's models once

@@ -51,6 +51,7 @@ void complete(const Exchange& x, const net::HttpResponse& response,
   for (std::size_t i : x.probes) {
     ProbeResult& r = results[i];
     const ProbeTarget& probe = probes[i];
+    r.completed = true;
     r.latency = latency;
     r.ratelimit = headers;
     if (response.status != 0) r.http_status = response.status;
@@ -100,7 +101,8 @@ void record(const std::vector<ProbeTarget>& probes, std::vector<ProbeResult>& re
   for (std::size_t i = 0; i < probes.size(); ++i) {
     ProbeResult& r = results[i];
     const config::ResolvedTarget& target = probes[i].target;
-    if (r.model.empty() || !probes[i].not_sendable.empty()) continue;
+    // Probes cut short by Ctrl-C learned nothing.
+    if (r.model.empty() || !probes[i].not_sendable.empty() || !r.completed) continue;
     state.record(target, r.error, r.http_status, r.message, r.latency, std::nullopt, now, wall);
     if (options.kind == ProbeKind::chat && r.http_status) {
       AdmissionFeedback learned;
@@ -134,6 +136,7 @@ std::vector<ProbeResult> run_probes(const std::vector<ProbeTarget>& probes,
       r.error = ErrorClass::auth;
       r.status = HealthStatus::auth;
       r.message = p.not_sendable;
+      r.completed = true;
       continue;
     }
     const bool lists = options.kind == ProbeKind::models || r.model.empty();
