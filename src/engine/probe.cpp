@@ -134,6 +134,7 @@ std::vector<ProbeResult> run_probes(const std::vector<ProbeTarget>& probes,
       r.error = ErrorClass::auth;
       r.status = HealthStatus::auth;
       r.message = p.not_sendable;
+      r.sent = false;
       continue;
     }
     const bool lists = options.kind == ProbeKind::models || r.model.empty();
