@@ -116,7 +116,7 @@ std::string health_json(const std::vector<ProbeResult>& results) {
         {"route", or_null(r.route)},
         {"status", std::string(engine::to_string(r.status))},
         {"http_status", or_null(r.http_status)},
-        {"latency_ms", r.latency.count()},
+        {"latency_ms", r.sent ? json(r.latency.count()) : json(nullptr)},
         {"error", r.error == engine::ErrorClass::none
                       ? json(nullptr)
                       : json(std::string(engine::to_string(r.error)))},
@@ -139,7 +139,7 @@ std::string health_table(const std::vector<ProbeResult>& results,
   for (const auto& r : results) {
     rows.push_back({r.target, std::string(engine::to_string(r.status)),
                     r.http_status ? std::to_string(*r.http_status) : "-",
-                    format_duration(r.latency), headroom_text(r.ratelimit),
+                    r.sent ? format_duration(r.latency) : "-", headroom_text(r.ratelimit),
                     r.model.empty() ? "-" : r.circuit, r.message.empty() ? "-" : r.message});
   }
   std::string table = io::render_table(rows);
@@ -194,6 +194,7 @@ std::string health_prometheus(const std::vector<ProbeResult>& results,
          [](const ProbeResult& r) -> Value { return engine::usable(r.status) ? "1" : "0"; });
   family({"detour_target_latency_seconds", "How long the target's probe took."},
          [](const ProbeResult& r) -> Value {
+           if (!r.sent) return std::nullopt;
            return seconds_text(static_cast<double>(r.latency.count()) / 1000);
          });
   family({"detour_target_requests_remaining",

@@ -52,6 +52,7 @@ struct ProbeResult {
   HealthStatus status = HealthStatus::down;
   std::optional<int> http_status;
   Millis latency{0};
+  bool sent = true;  // false: never sent (its API key variable is not set), latency unknown
   ErrorClass error = ErrorClass::none;  // the probe's outcome class
   std::string message;                  // why, for people (redacted); empty when ok
   std::string circuit = "closed";       // from the shared state, after the probe

@@ -137,6 +137,7 @@ std::vector<ProbeResult> run_probes(const std::vector<ProbeTarget>& probes,
       r.status = HealthStatus::auth;
       r.message = p.not_sendable;
       r.completed = true;
+      r.sent = false;
       continue;
     }
     const bool lists = options.kind == ProbeKind::models || r.model.empty();
