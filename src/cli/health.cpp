@@ -58,9 +58,37 @@ engine::ProbeTarget probe_of(const config::Config& config, const config::Target&
 
 }  // namespace
 
+namespace {
+
+// The same target named twice through the same route (or twice directly) is probed once.
+std::vector<engine::ProbeTarget> without_repeats(std::vector<engine::ProbeTarget> probes) {
+  std::vector<engine::ProbeTarget> out;
+  std::set<std::pair<std::string, std::string>> seen;
+  for (auto& p : probes) {
+    const auto& t = p.target.target;
+    if (seen.insert({t.model.empty() ? t.provider : t.name(), p.route.value_or("")}).second)
+      out.push_back(std::move(p));
+  }
+  return out;
+}
+
+std::vector<engine::ProbeTarget> probes_named(const config::Config& config,
+                                              const std::vector<std::string>& names,
+                                              const config::EnvLookup& env);
+
+}  // namespace
+
 std::vector<engine::ProbeTarget> select_probes(const config::Config& config,
                                                const std::vector<std::string>& names,
                                                const config::EnvLookup& env) {
+  return without_repeats(probes_named(config, names, env));
+}
+
+namespace {
+
+std::vector<engine::ProbeTarget> probes_named(const config::Config& config,
+                                              const std::vector<std::string>& names,
+                                              const config::EnvLookup& env) {
   std::vector<engine::ProbeTarget> probes;
   const std::vector<std::string> listed = config::known_targets(config);
   auto provider_targets = [&](const std::string& provider) {
@@ -120,6 +148,8 @@ std::vector<engine::ProbeTarget> select_probes(const config::Config& config,
   return probes;
 }
 
+}  // namespace
+
 int run_health(const GlobalOptions& global, const HealthOptions& o) {
   io::Logger log(global.log_settings());
   const auto env = config::process_env();
@@ -149,6 +179,13 @@ int run_health(const GlobalOptions& global, const HealthOptions& o) {
   }
   const double seconds = std::chrono::duration<double>(clock.now() - started).count();
   const auto units = engine::health_units(results);
+  // Shown, not weighed: with no names every target counts on its own, but a dashboard still
+  // wants to know whether each route can answer.
+  std::vector<engine::HealthUnit> shown = units;
+  if (o.names.empty()) {
+    for (const auto& u : engine::route_summaries(config.routes, results))
+      shown.push_back(u);
+  }
 
   for (const auto& r : results) {
     log.verbose(1, r.target + ": " + std::string(engine::to_string(r.status)) +
@@ -158,11 +195,11 @@ int run_health(const GlobalOptions& global, const HealthOptions& o) {
   if (format == "json") {
     out = health_json(results);
   } else if (format == "prometheus") {
-    out = health_prometheus(results, units);
+    out = health_prometheus(results, shown, started_wall);
   } else if (format == "junit") {
     out = health_junit(results, seconds, started_wall);
   } else {
-    out = health_table(results, units,
+    out = health_table(results, shown,
                        stdout_is_tty && io::wants_color(STDOUT_FILENO, global.no_color));
   }
   std::fwrite(out.data(), 1, out.size(), stdout);

@@ -39,7 +39,8 @@ std::string health_json(const std::vector<engine::ProbeResult>& results);
 std::string health_table(const std::vector<engine::ProbeResult>& results,
                          const std::vector<engine::HealthUnit>& units, bool color);
 std::string health_prometheus(const std::vector<engine::ProbeResult>& results,
-                              const std::vector<engine::HealthUnit>& units);
+                              const std::vector<engine::HealthUnit>& units,
+                              std::chrono::system_clock::time_point when);
 std::string health_junit(const std::vector<engine::ProbeResult>& results, double seconds,
                          std::chrono::system_clock::time_point started);
 

@@ -164,7 +164,8 @@ std::string health_table(const std::vector<ProbeResult>& results,
 }
 
 std::string health_prometheus(const std::vector<ProbeResult>& results,
-                              const std::vector<engine::HealthUnit>& units) {
+                              const std::vector<engine::HealthUnit>& units,
+                              std::chrono::system_clock::time_point when) {
   struct Metric {
     const char* name;
     const char* help;
@@ -224,6 +225,29 @@ std::string health_prometheus(const std::vector<ProbeResult>& results,
     out += "# HELP detour_route_up 1 when at least one target of the route is usable.\n";
     out += "# TYPE detour_route_up gauge\n" + routes;
   }
+  // Every status of every target, 1 for the one it has: alerts can tell auth from down, and a
+  // series never vanishes when a target's status changes.
+  out += "# HELP detour_target_status 1 for the target's status in this health run, else 0.\n";
+  out += "# TYPE detour_target_status gauge\n";
+  constexpr HealthStatus kAll[] = {HealthStatus::ok,           HealthStatus::degraded,
+                                   HealthStatus::rate_limited, HealthStatus::quota_exhausted,
+                                   HealthStatus::auth,         HealthStatus::not_found,
+                                   HealthStatus::down};
+  for (const ProbeResult* r : distinct) {
+    const std::string base = labels(*r);
+    for (HealthStatus status : kAll) {
+      out += "detour_target_status" + base.substr(0, base.size() - 1) + ",status=\"" +
+             std::string(engine::to_string(status)) + "\"} " + (r->status == status ? "1" : "0") +
+             "\n";
+    }
+  }
+  // When this was measured, so a textfile that cron stopped refreshing can be noticed.
+  out += "# HELP detour_health_timestamp_seconds When this health run started (Unix time).\n";
+  out += "# TYPE detour_health_timestamp_seconds gauge\n";
+  out += "detour_health_timestamp_seconds " +
+         std::to_string(
+             std::chrono::duration_cast<std::chrono::seconds>(when.time_since_epoch()).count()) +
+         "\n";
   return out;
 }
 

@@ -1,4 +1,5 @@
 // The pure half of `detour health`: what a probe's outcome means, and the verdict.
+#include <algorithm>
 #include <map>
 
 #include "engine/health.hpp"
@@ -69,6 +70,20 @@ std::vector<HealthUnit> health_units(const std::vector<ProbeResult>& results) {
     auto [it, fresh] = route_at.try_emplace(*r.route, units.size());
     if (fresh) units.push_back({*r.route, true, false});
     units[it->second].usable = units[it->second].usable || usable(r.status);
+  }
+  return units;
+}
+
+std::vector<HealthUnit> route_summaries(const std::map<std::string, config::RouteConfig>& routes,
+                                        const std::vector<ProbeResult>& results) {
+  std::vector<HealthUnit> units;
+  for (const auto& [name, route] : routes) {
+    HealthUnit unit{name, true, false};
+    for (const auto& r : results) {
+      if (std::find(route.targets.begin(), route.targets.end(), r.target) != route.targets.end())
+        unit.usable = unit.usable || usable(r.status);
+    }
+    units.push_back(unit);
   }
   return units;
 }

@@ -3,6 +3,7 @@
 // outcome means, and the verdict for CI. The decisions (status, verdict) are pure; run_probes
 // sends the probes concurrently on the transport's event loop and records what they found in
 // the shared state, like any call.
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -79,6 +80,11 @@ struct HealthUnit {
 
 // The units of a set of results: each named route as one, every other result as one.
 std::vector<HealthUnit> health_units(const std::vector<ProbeResult>& results);
+
+// For display when no names were given: each route of the config as a unit, usable when one
+// of its targets' results is. (The verdict then still weighs every target on its own.)
+std::vector<HealthUnit> route_summaries(const std::map<std::string, config::RouteConfig>& routes,
+                                        const std::vector<ProbeResult>& results);
 
 // any: every unit usable; all: fail only when none is; none: always passes.
 bool verdict_passes(const std::vector<HealthUnit>& units, FailOn policy);

@@ -101,15 +101,22 @@ void record(const std::vector<ProbeTarget>& probes, std::vector<ProbeResult>& re
   for (std::size_t i = 0; i < probes.size(); ++i) {
     ProbeResult& r = results[i];
     const config::ResolvedTarget& target = probes[i].target;
-    // Probes cut short by Ctrl-C learned nothing.
-    if (r.model.empty() || !probes[i].not_sendable.empty() || !r.completed) continue;
-    state.record(target, r.error, r.http_status, r.message, r.latency, std::nullopt, now, wall);
-    if (options.kind == ProbeKind::chat && r.http_status) {
-      AdmissionFeedback learned;
-      learned.replied = true;
-      learned.headers = r.ratelimit;
-      learned.now_ms = static_cast<double>(wall);
-      state.limiter().settle(limit_scope(target), learned);
+    if (r.model.empty()) continue;  // a provider probe: no target to keep anything for
+    // Probes never sent or cut short by Ctrl-C learned nothing, but still show the circuit.
+    if (r.sent && r.completed) {
+      state.record(target, r.error, r.http_status, r.message, r.latency, std::nullopt, now, wall);
+      if (options.kind == ProbeKind::chat && r.http_status) {
+        AdmissionFeedback learned;
+        learned.replied = true;
+        learned.headers = r.ratelimit;
+        learned.now_ms = static_cast<double>(wall);
+        state.limiter().settle(limit_scope(target), learned);
+      }
+      // A chat probe that got its answer is what a half-open probe would have been: the
+      // target serves requests now, so ask should not keep skipping it. (A model list says
+      // less: chat itself may still fail, so it leaves the circuit as it is.)
+      if (options.kind == ProbeKind::chat && r.error == ErrorClass::none)
+        state.close_circuit(target);
     }
     const auto breaker =
         CircuitBreaker::restore(state.load(target).breaker, state.breaker_config(), now);

@@ -90,6 +90,16 @@ void SharedState::record(const config::ResolvedTarget& target, ErrorClass outcom
   });
 }
 
+void SharedState::close_circuit(const config::ResolvedTarget& target) {
+  const std::string key_id = key_fingerprint(target.api_key);
+  store_.update(target_key(target.target), [&](json& doc) {
+    TargetState s = current_state(doc, key_id);
+    s.breaker = {};
+    s.probe_claimed_ms.reset();
+    doc = to_json(s);
+  });
+}
+
 RetryBudget SharedState::budget_from(const json& doc) const {
   RetryBudget budget(budget_.max_tokens, budget_.token_ratio);
   if (doc.is_object() && doc.contains("retry_tokens") && doc["retry_tokens"].is_number()) {

@@ -51,6 +51,10 @@ class SharedState {
               const std::string& message, Millis latency, std::optional<Millis> ttft,
               time_point now, std::int64_t wall_ms);
 
+  // Closes the target's circuit and resets its cooldown: a health check's one-token request
+  // just got an answer, which says more than the failures that opened it.
+  void close_circuit(const config::ResolvedTarget& target);
+
   // The provider's retry budget: whether a retry may go out (without spending), spending one,
   // and an attempt's outcome (success refunds, transient failure costs).
   bool can_retry(const std::string& provider);

@@ -248,8 +248,9 @@ TEST_CASE("health --format prometheus follows the text exposition grammar", "[he
   CHECK(r.out.back() == '\n');
 
   const std::string label = R"([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*")";
-  const std::regex sample_re("^([a-zA-Z_:][a-zA-Z0-9_:]*)(\\{(?:" + label + "(?:," + label +
-                             ")*)?\\}) (-?[0-9.]+(?:e-?[0-9]+)?)$");
+  // The label set is optional in the grammar (detour_health_timestamp_seconds has none).
+  const std::regex sample_re("^([a-zA-Z_:][a-zA-Z0-9_:]*)((?:\\{(?:" + label + "(?:," + label +
+                             ")*)?\\})?) (-?[0-9.]+(?:e-?[0-9]+)?)$");
   const std::regex help_re(R"(^# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) \S.*$)");
   const std::regex type_re(R"(^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) gauge$)");
   const std::regex label_re("([a-zA-Z_][a-zA-Z0-9_]*)=\"((?:[^\"\\\\\\n]|\\\\[\\\\\"n])*)\"");
@@ -294,7 +295,8 @@ TEST_CASE("health --format prometheus follows the text exposition grammar", "[he
   }
   for (const char* family :
        {"detour_target_up", "detour_target_latency_seconds", "detour_target_requests_remaining",
-        "detour_target_tokens_remaining", "detour_target_circuit_open", "detour_route_up"}) {
+        "detour_target_tokens_remaining", "detour_target_circuit_open", "detour_route_up",
+        "detour_target_status", "detour_health_timestamp_seconds"}) {
     INFO(family);
     CHECK(typed.count(family) == 1);
   }
@@ -314,6 +316,20 @@ TEST_CASE("health --format prometheus follows the text exposition grammar", "[he
       CHECK(s.labels == std::map<std::string, std::string>{{"route", "r"}});
       CHECK(s.value == 1);  // m/mock-2 answers for dead/primary
       route_up_seen = true;
+      continue;
+    }
+    if (s.name == "detour_health_timestamp_seconds") {
+      CHECK(s.labels.empty());
+      CHECK(s.value > 1.7e9);  // a Unix time, not a duration
+      continue;
+    }
+    if (s.name == "detour_target_status") {
+      REQUIRE(s.labels.count("status") == 1);
+      const std::string target = s.labels.at("provider") + "/" + s.labels.at("model");
+      auto it = std::find_if(results.begin(), results.end(),
+                             [&](const json& o) { return o["target"] == target; });
+      REQUIRE(it != results.end());
+      CHECK(s.value == ((*it)["status"] == s.labels.at("status") ? 1 : 0));
       continue;
     }
     REQUIRE(s.labels.count("provider") == 1);

@@ -235,7 +235,8 @@ TEST_CASE("health formats: json keys, prometheus families, junit counts, table",
     "tokens_limit":null,"tokens_remaining":null}})"));
   CHECK(parsed[1]["error"] == "auth");
 
-  const std::string prom = cli::health_prometheus(results, units);
+  const std::string prom = cli::health_prometheus(
+      results, units, std::chrono::system_clock::time_point(std::chrono::seconds(1764547200)));
   CHECK_THAT(prom, Catch::Contains("# HELP detour_target_up "));
   CHECK_THAT(prom,
              Catch::Contains("# TYPE detour_target_up gauge\n"
@@ -251,6 +252,14 @@ TEST_CASE("health formats: json keys, prometheus families, junit counts, table",
   CHECK_THAT(prom, Catch::Contains(
                        "detour_target_circuit_open{provider=\"anthropic\",model=\"claude\"} 1"));
   CHECK_THAT(prom, Catch::Contains("detour_route_up{route=\"smart\"} 0"));
+  CHECK_THAT(
+      prom,
+      Catch::Contains(
+          "detour_target_status{provider=\"anthropic\",model=\"claude\",status=\"auth\"} 1\n"));
+  CHECK_THAT(
+      prom, Catch::Contains(
+                "detour_target_status{provider=\"anthropic\",model=\"claude\",status=\"ok\"} 0\n"));
+  CHECK_THAT(prom, Catch::EndsWith("detour_health_timestamp_seconds 1764547200\n"));
 
   const std::string xml = cli::health_junit(results, 0.5, std::chrono::system_clock::time_point{});
   CHECK_THAT(xml, Catch::StartsWith("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites"));
@@ -266,4 +275,53 @@ TEST_CASE("health formats: json keys, prometheus families, junit counts, table",
   const std::string coloured = cli::health_table(results, units, true);
   CHECK_THAT(coloured, Catch::Contains("\033[32mok\033[0m"));
   CHECK_THAT(coloured, Catch::Contains("\033[31mauth\033[0m"));
+}
+
+TEST_CASE("health: a chat probe's answer closes an open circuit; a model list does not",
+          "[health]") {
+  const auto config = config::testing::parse(kConfig, {{"M_KEY", "k"}});
+  const auto env = config::testing::lookup({{"M_KEY", "k"}});
+  auto probes = cli::select_probes(config, {"m/listed", "m/listed"}, env);
+  REQUIRE(probes.size() == 1);  // named twice, probed once
+  testing::FakeClock clock;
+  testing::FakeTransport transport(clock, [](const net::HttpRequest& r) {
+    const bool list = r.method == "GET";
+    return testing::FakeReply{
+        net::TransportStatus::ok,
+        200,
+        {},
+        {list ? R"({"data":[{"id":"listed"}]})"
+              : R"({"choices":[{"index":0,"message":{"role":"assistant","content":"OK"},"finish_reason":"stop"}]})"},
+        Millis(5)};
+  });
+  auto store = state::make_memory_store();
+  engine::SharedState state(*store);
+  for (int i = 0; i < 3; ++i) {
+    state.record(probes[0].target, ErrorClass::server_error, 500, "boom", Millis(5), std::nullopt,
+                 clock.now(), 0);
+  }
+  engine::ProbeOptions options;
+  auto listed = engine::run_probes(probes, options, transport, clock, state);
+  CHECK(listed[0].status == HealthStatus::ok);
+  CHECK(listed[0].circuit == "open");  // chat may still fail: the list proves less
+  options.kind = engine::ProbeKind::chat;
+  auto answered = engine::run_probes(probes, options, transport, clock, state);
+  CHECK(answered[0].circuit == "closed");
+  CHECK(state.gate(probes[0].target, clock.now(), Millis(1000)).allowed);
+}
+
+TEST_CASE("health: with no names each route is still summarised for display", "[health]") {
+  const auto config = config::testing::parse(kConfig, {{"M_KEY", "k"}});
+  engine::ProbeResult listed;
+  listed.target = "m/listed";
+  listed.status = HealthStatus::ok;
+  engine::ProbeResult claude;
+  claude.target = "keyless/claude";
+  claude.status = HealthStatus::auth;
+  auto units = engine::route_summaries(config.routes, {listed, claude});
+  REQUIRE(units.size() == 1);
+  CHECK(units[0].name == "r");
+  CHECK(units[0].usable);
+  listed.status = HealthStatus::down;
+  CHECK_FALSE(engine::route_summaries(config.routes, {listed, claude})[0].usable);
 }
