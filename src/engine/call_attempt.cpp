@@ -158,7 +158,9 @@ void Call::arm_hedge(const std::shared_ptr<Attempt>& attempt) {
       return;
     }
     if (!ctx_.state.spend_retry(other.target.provider)) {
-      release_unsent();
+      const Reservation unused = *progress_[*index].reserved;  // give back the hedge's slot only
+      progress_[*index].reserved.reset();
+      release(*index, unused, /*reached_provider=*/false);
       cursor_ = saved_cursor;  // not hedging: the target stays where it was in the order
       observer_.on_decision("not hedging with " + other.target.name() + ": the retry budget of " +
                             other.target.provider + " is spent");
