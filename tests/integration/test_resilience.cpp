@@ -285,7 +285,8 @@ TEST_CASE("--schema: an answer that does not match is schema_mismatch", "[resili
   CHECK(j["model"] == "right");
   CHECK(j["attempts"][0]["error"] == "schema_mismatch");
   CHECK(json::parse(j["content"].get<std::string>()) == json{{"reply", "mock reply to: hi"}});
-  for (const auto& req : env.mock.stats()["received"])
+  const json stats = env.mock.stats();  // kept alive: the loop reads into it
+  for (const auto& req : stats["received"])
     CHECK(req["json"] == true);  // --schema asks for JSON output
 
   // A schema no answer matches fails on every target.
@@ -326,7 +327,8 @@ TEST_CASE("a stream that fails before its first token fails over cleanly", "[res
   REQUIRE(r.exit_code == 0);
   CHECK(r.out == "mock reply to: one two three\n");
   CHECK_THAT(r.err, !Catch::Contains("broke after"));
-  for (const auto& req : env.mock.stats()["received"])
+  const json later = env.mock.stats();
+  for (const auto& req : later["received"])
     CHECK(req["stream"] == true);
   CHECK(env.requests("hangup") == 1);
   CHECK(env.requests("busy") == 1);
