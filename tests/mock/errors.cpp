@@ -46,6 +46,13 @@ ErrorReply openai(ErrorKind kind, const ErrorContext& c) {
                    "https://platform.openai.com/docs/guides/error-codes/api-errors.",
                    "insufficient_quota", nullptr, "insufficient_quota"),
               {}};
+    case ErrorKind::credit_balance:
+      // OpenAI itself says insufficient_quota; this is DeepSeek's 402, word for word, the
+      // shape OpenAI-compatible prepaid providers use (api-docs.deepseek.com error codes).
+      return {402,
+              "application/json",
+              body("Insufficient Balance", "unknown_error", nullptr, "invalid_request_error"),
+              {}};
     case ErrorKind::rate_limit: {
       bool tokens = c.limit_type == "tokens";
       std::int64_t limit = c.limit > 0 ? c.limit : (tokens ? 30000 : 500);
@@ -128,6 +135,11 @@ ErrorReply openai(ErrorKind kind, const ErrorContext& c) {
               body("Your request was rejected as a result of our safety system.",
                    "invalid_request_error", nullptr, "content_policy_violation"),
               {}};
+    case ErrorKind::no_route:
+      return {404,
+              "application/json",
+              body("Invalid URL (" + c.message + ")", "invalid_request_error", nullptr, nullptr),
+              {}};
     case ErrorKind::status: {
       int s = c.status;
       std::string type = s >= 500   ? "server_error"
@@ -190,6 +202,11 @@ ErrorReply anthropic(ErrorKind kind, const ErrorContext& c) {
       return reply(402,
                    "Your credit balance is too low to access the Anthropic API. Please go to "
                    "Plans & Billing to upgrade or purchase credits.");
+    case ErrorKind::credit_balance:
+      // Not the documented 402 billing_error: the real API says this with a 400.
+      return reply(400,
+                   "Your credit balance is too low to access the Anthropic API. Please go to "
+                   "Plans & Billing to upgrade or purchase credits.");
     case ErrorKind::rate_limit:
       return reply(429,
                    "This request would exceed the rate limit for your organization (mock) of " +
@@ -226,6 +243,8 @@ ErrorReply anthropic(ErrorKind kind, const ErrorContext& c) {
       return reply(401, "x-api-key header is required");
     case ErrorKind::content_filter:
       return reply(400, "Output blocked by content filtering policy");
+    case ErrorKind::no_route:
+      return reply(404, "Not Found");
     case ErrorKind::status:
       return reply(c.status, "detour-mock injected HTTP " + std::to_string(c.status));
     case ErrorKind::bad_gateway:
@@ -288,6 +307,11 @@ ErrorReply gemini(ErrorKind kind, const ErrorContext& c) {
       if (!c.retry_delay.empty()) details.push_back(retry_info);
       return reply(429, exhausted, details);
     }
+    case ErrorKind::credit_balance:
+      // Prepaid billing: a 429 like a rate limit, but no QuotaFailure or RetryInfo details.
+      return reply(429,
+                   "Your prepayment credits are depleted. Please go to AI Studio at "
+                   "https://ai.studio/projects to manage your project and billing.");
     case ErrorKind::rate_limit:
     case ErrorKind::request_too_large: {
       if (kind == ErrorKind::request_too_large && !c.from_limiter)
@@ -354,6 +378,8 @@ ErrorReply gemini(ErrorKind kind, const ErrorContext& c) {
                {"modelVersion", c.model}}
               .dump(),
           {}};
+    case ErrorKind::no_route:
+      return reply(404, "Method not found.");
     case ErrorKind::status:
       return reply(c.status, "detour-mock injected HTTP " + std::to_string(c.status) + ".");
     case ErrorKind::bad_gateway:
@@ -370,6 +396,8 @@ std::optional<ErrorKind> error_kind_for(Fault fault) {
       return ErrorKind::status;
     case Fault::insufficient_quota:
       return ErrorKind::insufficient_quota;
+    case Fault::credit_balance:
+      return ErrorKind::credit_balance;
     case Fault::rate_limit:
       return ErrorKind::rate_limit;
     case Fault::request_too_large:
@@ -414,32 +442,18 @@ ErrorReply make_error(Protocol protocol, ErrorKind kind, const ErrorContext& ctx
   return r;
 }
 
-std::string stream_error_event(Protocol protocol) {
+std::string stream_error_event(Protocol protocol, ErrorKind kind, const ErrorContext& ctx) {
+  // The same body the error has as an HTTP reply, framed the way each provider streams it.
+  json body = json::parse(make_error(protocol, kind, ctx).body);
   switch (protocol) {
     case Protocol::openai:
-      return sse_data(
-          protocol,
-          json{{"error",
-                {{"message",
-                  "The server had an error while processing your request. Sorry about that!"},
-                 {"type", "server_error"},
-                 {"param", nullptr},
-                 {"code", nullptr}}}}
-              .dump());
+      return sse_data(protocol, body.dump());
     case Protocol::anthropic:
-      return "event: error\ndata: " +
-             json{{"type", "error"},
-                  {"error", {{"type", "overloaded_error"}, {"message", "Overloaded"}}}}
-                 .dump() +
-             "\n\n";
+      body.erase("request_id");  // as in the documented example of a streamed error
+      return "event: error\ndata: " + body.dump() + "\n\n";
     case Protocol::gemini:
       // Raw multi-line JSON with no "data:" prefix, as the Gemini API sends it.
-      return json{{"error",
-                   {{"code", 503},
-                    {"message", "The model is overloaded. Please try again later."},
-                    {"status", "UNAVAILABLE"}}}}
-                 .dump(2) +
-             "\n";
+      return body.dump(2) + "\n";
   }
   return {};
 }

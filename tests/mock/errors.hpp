@@ -15,6 +15,7 @@ namespace detour::mock {
 enum class ErrorKind {
   status,  // any code, with the body shape that code has at that provider
   insufficient_quota,
+  credit_balance,  // prepaid credit used up
   rate_limit,
   request_too_large,
   overloaded,
@@ -27,6 +28,7 @@ enum class ErrorKind {
   auth,         // a wrong key
   missing_key,  // no key at all
   content_filter,
+  no_route,  // no such endpoint; ErrorContext::message is "METHOD /path"
 };
 
 // The error kind a fault answers with; nullopt for faults that are not HTTP errors.
@@ -36,7 +38,7 @@ struct ErrorContext {
   std::string model;
   std::string request_id;
   int status = 0;                       // ErrorKind::status
-  std::string message;                  // bad_request: the provider-worded reason
+  std::string message;                  // bad_request: the provider-worded reason; no_route
   std::optional<double> retry_after_s;  // retry-after (+ retry-after-ms for OpenAI)
   std::string retry_delay;              // Gemini RetryInfo; default from retry_after_s
   std::string limit_type = "requests";  // rate_limit: "requests" or "tokens"
@@ -56,8 +58,9 @@ struct ErrorReply {
 
 ErrorReply make_error(Protocol protocol, ErrorKind kind, const ErrorContext& ctx);
 
-// The error a provider sends after a 200 stream has started (Anthropic `event: error`
-// overloaded_error, OpenAI `data: {"error":...}`, Gemini raw multi-line {"error":...}).
-std::string stream_error_event(Protocol protocol);
+// The error a provider sends after a 200 stream has started, with the body `kind` has at that
+// provider: OpenAI `data: {"error":...}`, Anthropic `event: error`, Gemini raw multi-line
+// {"error":...}. Only the kinds a stream can fail with: overloaded, server_error, rate_limit.
+std::string stream_error_event(Protocol protocol, ErrorKind kind, const ErrorContext& ctx);
 
 }  // namespace detour::mock

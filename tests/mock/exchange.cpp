@@ -59,6 +59,7 @@ struct StreamPlan {
   int token_delay_ms = 0;
   bool keepalive = false;  // ": keep-alive" comments while waiting for the first token
   StreamMode mode = StreamMode::normal;
+  std::string error_event;  // StreamMode::error: sent after the first text chunk
 };
 
 // One request's bookkeeping: the stats record, the in-flight token, common headers.
@@ -181,12 +182,11 @@ void Exchange::deliver_stream(std::vector<SseEvent> events, const StreamPlan& pl
   res.set_header("Cache-Control", "no-cache");
   int fd = plan.mode == StreamMode::reset || plan.mode == StreamMode::cut ? connection_fd(req) : -1;
   if (plan.mode == StreamMode::cut) res.set_header("Connection", "close");
-  std::string error_event = stream_error_event(protocol);
   std::string framing = protocol == Protocol::gemini ? "\r\n\r\n" : "\n\n";
   Shared* shared = &sh;
   res.set_chunked_content_provider(
-      "text/event-stream", [shared, events = std::move(events), plan, fd, error_event, framing,
-                            token = token](std::size_t, httplib::DataSink& sink) {
+      "text/event-stream", [shared, events = std::move(events), plan, fd, framing, token = token](
+                               std::size_t, httplib::DataSink& sink) {
         auto write = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
         if (plan.keepalive) {
           for (int i = 0; i < 3; ++i)
@@ -217,7 +217,7 @@ void Exchange::deliver_stream(std::vector<SseEvent> events, const StreamPlan& pl
           if (!write(text)) return false;
           if (ev.delta) ++sent;
           if (plan.mode == StreamMode::error && ev.delta && sent == 1) {
-            write(error_event);
+            write(plan.error_event);
             break;
           }
         }
@@ -263,19 +263,53 @@ ContentFault content_fault(Fault f) {
 }
 
 // Stream-only faults have a plain-body counterpart, so every fault means something for
-// every request: a cut stream is a reset body, a mid-stream error is an overloaded answer.
-Fault adapt_fault(Fault f, bool stream) {
+// every request: a cut stream is a reset body, a mid-stream error is that error's answer
+// (overloaded unless the scenario's stream_error says otherwise).
+Fault adapt_fault(Fault f, bool stream, Fault stream_error) {
   if (stream) return f == Fault::blank_lines ? Fault::keepalive : f;
   switch (f) {
     case Fault::sse_cut:
       return Fault::reset;
     case Fault::sse_error:
-      return Fault::overloaded;
+      return stream_error == Fault::none ? Fault::overloaded : stream_error;
     case Fault::keepalive:
       return Fault::blank_lines;
     default:
       return f;
   }
+}
+
+// What a finish_* fault does at a protocol: a 200 answer cut short with a finish reason that
+// says why or, where the protocol has no such reason, its own mid-stream error of that kind.
+struct FinishPlan {
+  std::string reason;
+  Fault error = Fault::none;
+};
+
+FinishPlan finish_plan(Fault f, Protocol p) {
+  switch (f) {
+    case Fault::finish_content_filter:
+      return {p == Protocol::openai      ? "content_filter"
+              : p == Protocol::anthropic ? "refusal"
+                                         : "SAFETY"};
+    case Fault::finish_error:
+      // OpenRouter's "error" for a generation that failed part-way; Gemini's nearest is OTHER;
+      // Anthropic has no such stop_reason and sends an api_error event instead.
+      if (p == Protocol::anthropic) return {"", Fault::server_error};
+      return {p == Protocol::openai ? "error" : "OTHER"};
+    case Fault::finish_overloaded:
+      // What gateways write when they translate a provider's mid-stream overload; the
+      // providers themselves send the overloaded error.
+      if (p == Protocol::openai) return {"overloaded_error"};
+      return {"", Fault::overloaded};
+    default:
+      return {};
+  }
+}
+
+// The error sse_error sends when the scenario names none: what each provider is seen sending.
+Fault default_stream_error(Protocol p) {
+  return p == Protocol::openai ? Fault::server_error : Fault::overloaded;
 }
 
 }  // namespace
@@ -325,11 +359,16 @@ void handle_chat(Shared& sh, Protocol protocol, const httplib::Request& req, htt
   const Behaviour& b = decision.behaviour;
   ex.add_headers(b.headers);
   if (!sh.sleep_ms(sh.scenario.sample_latency(b))) return ex.finish(0);
-  Fault fault = Fault::none;
-  if (decision.fault_fires) {
-    ex.rec.fault = std::string(to_string(b.fault));
-    fault = adapt_fault(b.fault, cr.stream);
+  Fault fault = decision.fault_fires ? b.fault : Fault::none;
+  if (decision.fault_fires) ex.rec.fault = std::string(to_string(b.fault));
+  FinishPlan finish = finish_plan(fault, protocol);
+  Fault stream_error = b.stream_error;
+  if (finish.error != Fault::none) {
+    fault = Fault::sse_error;
+    stream_error = finish.error;
   }
+  fault = adapt_fault(fault, cr.stream, stream_error);
+  if (stream_error == Fault::none) stream_error = default_stream_error(protocol);
   ctx.status = b.status;
   ctx.retry_after_s = b.retry_after_s;
   ctx.retry_delay = b.retry_delay;
@@ -351,8 +390,16 @@ void handle_chat(Shared& sh, Protocol protocol, const httplib::Request& req, htt
     ttft = 0;
   }
   Reply reply = make_reply(cr, content_fault(fault));
+  if (!finish.reason.empty()) {
+    cut_short(reply);
+    reply.finish = finish.reason;
+  } else if (b.finish_reason) {
+    reply.finish = *b.finish_reason;
+  }
   if (cr.stream) {
-    StreamPlan plan{ttft, b.token_delay_ms, fault == Fault::keepalive, stream_mode(fault)};
+    StreamPlan plan{ttft, b.token_delay_ms, fault == Fault::keepalive, stream_mode(fault), {}};
+    if (plan.mode == StreamMode::error)
+      plan.error_event = stream_error_event(protocol, *error_kind_for(stream_error), ctx);
     ex.deliver_stream(stream_events(cr, reply, ex.id), plan);
   } else {
     // A plain reply takes as long as the stream would have: first token, then every token.
@@ -368,6 +415,20 @@ void handle_models(Shared& sh, Protocol protocol, const httplib::Request& req,
                    httplib::Response& res, const std::optional<std::string>& one) {
   Exchange ex(sh, protocol, req, res);
   ex.rec.model = one.value_or("");
+  auto models = sh.known_models();
+  // Anthropic pages its listing; bad paging parameters are a 400 before anything else.
+  ModelsPage page;
+  if (protocol == Protocol::anthropic && !one) {
+    auto param = [&req](const char* key) {
+      return req.has_param(key) ? std::optional(req.get_param_value(key)) : std::nullopt;
+    };
+    page = anthropic_models_page(models, param("limit"), param("after_id"), param("before_id"));
+    if (!page.error.empty()) {
+      ErrorContext ctx = ex.context();
+      ctx.message = page.error;
+      return ex.send_error(make_error(protocol, ErrorKind::bad_request, ctx));
+    }
+  }
   if (!ex.check_auth()) return;
   auto decision = sh.scenario.decide(ex.rec.model, applies_to_list, false);
   const Behaviour& b = decision.behaviour;
@@ -376,7 +437,7 @@ void handle_models(Shared& sh, Protocol protocol, const httplib::Request& req,
   Fault fault = Fault::none;
   if (decision.fault_fires) {
     ex.rec.fault = std::string(to_string(b.fault));
-    fault = adapt_fault(b.fault, false);
+    fault = adapt_fault(b.fault, false, b.stream_error);
   }
   ErrorContext ctx = ex.context();
   ctx.status = b.status;
@@ -385,19 +446,26 @@ void handle_models(Shared& sh, Protocol protocol, const httplib::Request& req,
   if (auto kind = error_kind_for(fault)) return ex.send_error(make_error(protocol, *kind, ctx));
   if (fault == Fault::close) return close_silently(ex);
   if (fault == Fault::slow_headers && !sh.sleep_ms(b.ttft_ms)) return ex.finish(0);
-  auto models = sh.known_models();
   std::string body;
   if (one) {
     if (std::find(models.begin(), models.end(), *one) == models.end())
       return ex.send_error(make_error(protocol, ErrorKind::not_found, ctx));
     body = model_body(protocol, *one);
   } else {
-    body = models_body(protocol, models);
+    body = protocol == Protocol::anthropic ? std::move(page.body) : models_body(protocol, models);
   }
   ex.deliver_body(
       body, "application/json",
       {0, fault == Fault::blank_lines, fault == Fault::truncated_json, fault == Fault::reset});
   ex.finish(200);
+}
+
+void handle_no_route(Shared& sh, Protocol protocol, const httplib::Request& req,
+                     httplib::Response& res) {
+  Exchange ex(sh, protocol, req, res);
+  ErrorContext ctx = ex.context();
+  ctx.message = req.method + " " + req.path;
+  ex.send_error(make_error(protocol, ErrorKind::no_route, ctx));
 }
 
 }  // namespace detour::mock

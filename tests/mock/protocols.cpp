@@ -1,7 +1,9 @@
 #include "protocols.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <ctime>
+#include <stdexcept>
 
 namespace detour::mock {
 
@@ -180,7 +182,12 @@ json gemini_chunk(const ChatRequest& req, const Reply& reply, const std::string&
                     {"index", 0}};
   json usage = {{"promptTokenCount", reply.input_tokens}, {"totalTokenCount", reply.input_tokens}};
   if (last) {
-    candidate["finishReason"] = finish_reason(Protocol::gemini, reply.truncated);
+    candidate["finishReason"] = finish_reason(Protocol::gemini, reply);
+    // A candidate stopped for safety names the category that stopped it.
+    if (candidate["finishReason"] == "SAFETY")
+      candidate["safetyRatings"] = json::array({{{"category", "HARM_CATEGORY_DANGEROUS_CONTENT"},
+                                                 {"probability", "HIGH"},
+                                                 {"blocked", true}}});
     usage = {{"promptTokenCount", reply.input_tokens},
              {"candidatesTokenCount", reply.output_tokens},
              {"totalTokenCount", reply.input_tokens + reply.output_tokens}};
@@ -194,6 +201,17 @@ json gemini_chunk(const ChatRequest& req, const Reply& reply, const std::string&
 SseEvent anthropic_event(const std::string& name, const json& data, bool delta = false,
                          bool final = false) {
   return {"event: " + name + "\ndata: " + data.dump() + "\n\n", delta, final};
+}
+
+std::string anthropic_list(const std::vector<std::string>& models, bool has_more) {
+  json data = json::array();
+  for (const auto& m : models)
+    data.push_back(json::parse(model_body(Protocol::anthropic, m)));
+  return json{{"data", data},
+              {"has_more", has_more},
+              {"first_id", models.empty() ? json(nullptr) : json(models.front())},
+              {"last_id", models.empty() ? json(nullptr) : json(models.back())}}
+      .dump();
 }
 
 }  // namespace
@@ -286,6 +304,18 @@ Reply make_reply(const ChatRequest& request, ContentFault fault) {
   return reply;
 }
 
+void cut_short(Reply& reply) {
+  if (reply.pieces.size() > 1) reply.pieces.resize(reply.pieces.size() / 2);
+  reply.content.clear();
+  for (const auto& p : reply.pieces)
+    reply.content += p;
+  reply.output_tokens = count_words(reply.content);
+}
+
+std::string finish_reason(Protocol protocol, const Reply& reply) {
+  return reply.finish.empty() ? finish_reason(protocol, reply.truncated) : reply.finish;
+}
+
 std::string finish_reason(Protocol protocol, bool truncated) {
   switch (protocol) {
     case Protocol::openai:
@@ -310,11 +340,10 @@ std::string reply_body(const ChatRequest& req, const Reply& reply, const std::st
           {"object", "chat.completion"},
           {"created", now_s()},
           {"model", req.model},
-          {"choices",
-           json::array({{{"index", 0},
-                         {"message", message},
-                         {"logprobs", nullptr},
-                         {"finish_reason", finish_reason(req.protocol, reply.truncated)}}})},
+          {"choices", json::array({{{"index", 0},
+                                    {"message", message},
+                                    {"logprobs", nullptr},
+                                    {"finish_reason", finish_reason(req.protocol, reply)}}})},
           {"usage", openai_usage(reply)},
           {"system_fingerprint", "fp_mock"}}
           .dump();
@@ -325,7 +354,7 @@ std::string reply_body(const ChatRequest& req, const Reply& reply, const std::st
                   {"role", "assistant"},
                   {"model", req.model},
                   {"content", json::array({{{"type", "text"}, {"text", reply.content}}})},
-                  {"stop_reason", finish_reason(req.protocol, reply.truncated)},
+                  {"stop_reason", finish_reason(req.protocol, reply)},
                   {"stop_sequence", nullptr},
                   {"usage",
                    {{"input_tokens", reply.input_tokens},
@@ -353,7 +382,7 @@ std::string sse_data(Protocol protocol, const std::string& json_text) {
 std::vector<SseEvent> stream_events(const ChatRequest& req, const Reply& reply,
                                     const std::string& id) {
   std::vector<SseEvent> events;
-  std::string finish = finish_reason(req.protocol, reply.truncated);
+  std::string finish = finish_reason(req.protocol, reply);
   switch (req.protocol) {
     case Protocol::openai: {
       std::int64_t created = now_s();
@@ -448,11 +477,7 @@ std::string models_body(Protocol protocol, const std::vector<std::string>& model
     case Protocol::openai:
       return json{{"object", "list"}, {"data", data}}.dump();
     case Protocol::anthropic:
-      return json{{"data", data},
-                  {"has_more", false},
-                  {"first_id", models.empty() ? json(nullptr) : json(models.front())},
-                  {"last_id", models.empty() ? json(nullptr) : json(models.back())}}
-          .dump();
+      return anthropic_list(models, false);
     case Protocol::gemini:
       return json{{"models", data}}.dump();
   }
@@ -481,6 +506,43 @@ std::string model_body(Protocol protocol, const std::string& model) {
           .dump();
   }
   return "{}";
+}
+
+ModelsPage anthropic_models_page(const std::vector<std::string>& models,
+                                 const std::optional<std::string>& limit,
+                                 const std::optional<std::string>& after_id,
+                                 const std::optional<std::string>& before_id) {
+  // Anthropic's limits and its validation wording (platform.claude.com, "List Models").
+  long long n = 20;
+  if (limit) {
+    std::size_t used = 0;
+    try {
+      n = std::stoll(*limit, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != limit->size())
+      return {{}, "limit: Input should be a valid integer, unable to parse string as an integer"};
+    if (n < 1) return {{}, "limit: Input should be greater than or equal to 1"};
+    if (n > 1000) return {{}, "limit: Input should be less than or equal to 1000"};
+  }
+  if (after_id && before_id) return {{}, "after_id and before_id cannot both be given"};
+  auto size = static_cast<std::size_t>(n);
+  // The listing is sorted, so "after x" is everything greater than x, listed or not.
+  auto first = models.begin();
+  auto last = models.end();
+  if (after_id) first = std::upper_bound(models.begin(), models.end(), *after_id);
+  if (before_id) last = std::lower_bound(models.begin(), models.end(), *before_id);
+  auto available = static_cast<std::size_t>(last - first);
+  bool has_more = available > size;  // more in the direction the page was asked for
+  if (has_more) {
+    // Before a cursor, the page is the one right before it: the last `limit` of those.
+    if (before_id)
+      first = last - static_cast<std::ptrdiff_t>(size);
+    else
+      last = first + static_cast<std::ptrdiff_t>(size);
+  }
+  return {anthropic_list({first, last}, has_more), {}};
 }
 
 }  // namespace detour::mock

@@ -50,6 +50,7 @@ struct Reply {
   std::string content;              // exactly the concatenation of pieces
   std::vector<std::string> pieces;  // one per word (with its leading whitespace)
   bool truncated = false;           // cut at max_tokens
+  std::string finish;               // when set, the finish reason instead of the usual one
   std::int64_t input_tokens = 0;
   std::int64_t output_tokens = 0;
 };
@@ -58,8 +59,13 @@ struct Reply {
 // max_tokens words.
 Reply make_reply(const ChatRequest& request, ContentFault fault);
 
+// Keeps the first half of the reply's pieces (at least one): an answer that stopped early.
+void cut_short(Reply& reply);
+
 // The provider's finish reason for a reply ("stop"/"length", "end_turn"/"max_tokens", ...).
 std::string finish_reason(Protocol protocol, bool truncated);
+// The finish reason a reply is sent with: its override, else the usual one.
+std::string finish_reason(Protocol protocol, const Reply& reply);
 
 // A complete non-streaming reply body.
 std::string reply_body(const ChatRequest& request, const Reply& reply, const std::string& id);
@@ -80,6 +86,18 @@ std::string sse_data(Protocol protocol, const std::string& json_text);
 // Gemini {"models":[{"name":"models/x"}]}; and one model.
 std::string models_body(Protocol protocol, const std::vector<std::string>& models);
 std::string model_body(Protocol protocol, const std::string& model);
+
+// One page of Anthropic's cursor-paged listing: `limit` (1..1000, default 20) models after
+// `after_id` or before `before_id`, with has_more, first_id and last_id. The listing is sorted,
+// so a cursor need not be a listed model.
+struct ModelsPage {
+  std::string body;
+  std::string error;  // set instead of body: the 400 message for bad parameters
+};
+ModelsPage anthropic_models_page(const std::vector<std::string>& models,
+                                 const std::optional<std::string>& limit,
+                                 const std::optional<std::string>& after_id,
+                                 const std::optional<std::string>& before_id);
 
 // The number of whitespace-separated words.
 std::int64_t count_words(std::string_view text);

@@ -9,10 +9,11 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::array<std::pair<Fault, std::string_view>, 25> kFaultNames{{
+constexpr std::array<std::pair<Fault, std::string_view>, 29> kFaultNames{{
     {Fault::none, "none"},
     {Fault::status, "status"},
     {Fault::insufficient_quota, "insufficient_quota"},
+    {Fault::credit_balance, "credit_balance"},
     {Fault::rate_limit, "rate_limit"},
     {Fault::request_too_large, "request_too_large"},
     {Fault::overloaded, "overloaded"},
@@ -30,6 +31,9 @@ constexpr std::array<std::pair<Fault, std::string_view>, 25> kFaultNames{{
     {Fault::empty, "empty"},
     {Fault::refusal, "refusal"},
     {Fault::wrong_schema, "wrong_schema"},
+    {Fault::finish_content_filter, "finish_content_filter"},
+    {Fault::finish_error, "finish_error"},
+    {Fault::finish_overloaded, "finish_overloaded"},
     {Fault::sse_cut, "sse_cut"},
     {Fault::sse_error, "sse_error"},
     {Fault::blank_lines, "blank_lines"},
@@ -69,7 +73,8 @@ Behaviour parse_behaviour(const json& j, const std::string& where) {
   if (j.is_null()) return b;
   check_keys(j, where,
              {"fault", "status", "retry_after_s", "retry_delay", "times", "outage", "latency_ms",
-              "latency_jitter_ms", "ttft_ms", "token_delay_ms", "context_window", "headers"});
+              "latency_jitter_ms", "ttft_ms", "token_delay_ms", "context_window", "headers",
+              "finish_reason", "stream_error"});
   if (j.contains("fault") && !j["fault"].is_null()) {
     if (!j["fault"].is_string()) fail(where + ".fault", "must be a string");
     auto f = fault_from_string(j["fault"].get<std::string>());
@@ -117,6 +122,21 @@ Behaviour parse_behaviour(const json& j, const std::string& where) {
       b.headers[name] = value.get<std::string>();
     }
   }
+  // Any word is accepted: rehearsing a finish reason nobody has documented yet is the point.
+  if (j.contains("finish_reason") && !j["finish_reason"].is_null()) {
+    const auto& f = j["finish_reason"];
+    if (!f.is_string() || f.get<std::string>().empty())
+      fail(where + ".finish_reason", "must be a non-empty string or null");
+    b.finish_reason = f.get<std::string>();
+  }
+  if (j.contains("stream_error") && !j["stream_error"].is_null()) {
+    const auto& e = j["stream_error"];
+    auto f = e.is_string() ? fault_from_string(e.get<std::string>()) : std::nullopt;
+    if (f != Fault::overloaded && f != Fault::server_error && f != Fault::rate_limit)
+      fail(where + ".stream_error",
+           "must be \"overloaded\", \"server_error\", \"rate_limit\" or null");
+    b.stream_error = *f;
+  }
   return b;
 }
 
@@ -132,7 +152,10 @@ json behaviour_json(const Behaviour& b) {
             {"ttft_ms", b.ttft_ms},
             {"token_delay_ms", b.token_delay_ms},
             {"context_window", b.context_window},
-            {"headers", b.headers}};
+            {"headers", b.headers},
+            {"finish_reason", b.finish_reason ? json(*b.finish_reason) : json(nullptr)},
+            {"stream_error",
+             b.stream_error == Fault::none ? json(nullptr) : json(to_string(b.stream_error))}};
   if (b.outage) j["outage"] = {{"from_s", b.outage->first}, {"to_s", b.outage->second}};
   return j;
 }
@@ -155,6 +178,7 @@ bool is_error_fault(Fault fault) {
   switch (fault) {
     case Fault::status:
     case Fault::insufficient_quota:
+    case Fault::credit_balance:
     case Fault::rate_limit:
     case Fault::request_too_large:
     case Fault::overloaded:

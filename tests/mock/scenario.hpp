@@ -21,6 +21,7 @@ enum class Fault {
   none,
   status,
   insufficient_quota,
+  credit_balance,
   rate_limit,
   request_too_large,
   overloaded,
@@ -38,6 +39,9 @@ enum class Fault {
   empty,
   refusal,
   wrong_schema,
+  finish_content_filter,
+  finish_error,
+  finish_overloaded,
   sse_cut,
   sse_error,
   blank_lines,
@@ -65,6 +69,8 @@ struct Behaviour {
   int token_delay_ms = 0;
   std::int64_t context_window = 0;  // >0: inputs above this many tokens get context_length
   std::map<std::string, std::string> headers;  // extra response headers, sent on every reply
+  std::optional<std::string> finish_reason;    // written instead of the usual finish reason
+  Fault stream_error = Fault::none;  // what sse_error sends (overloaded, server_error, rate_limit)
 };
 
 struct Limits {

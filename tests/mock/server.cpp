@@ -25,6 +25,15 @@ void send_json(httplib::Response& res, int status, const json& body) {
   res.set_content(body.dump(), "application/json");
 }
 
+// Which API a request no route matched was meant for, from the marks each one's clients leave:
+// Gemini's paths, key and method suffixes (":countTokens"), then Anthropic's version header.
+Protocol guess_protocol(const httplib::Request& req) {
+  if (req.path.rfind("/v1beta/", 0) == 0 || req.path.find(':') != std::string::npos ||
+      req.has_header("x-goog-api-key") || req.has_param("key"))
+    return Protocol::gemini;
+  return req.has_header("anthropic-version") ? Protocol::anthropic : Protocol::openai;
+}
+
 }  // namespace
 
 Shared::Shared(ServerOptions opts, Scenario s) : options(std::move(opts)), scenario(s) {
@@ -156,6 +165,21 @@ void Server::add_routes() {
   http_.Get("/_mock/health", [](const httplib::Request&, httplib::Response& res) {
     send_json(res, 200, {{"ok", true}});
   });
+
+  // Last, so they match only what nothing above did: a client with a wrong base URL gets the
+  // provider's JSON 404 (and shows up in the stats), not an empty body it cannot classify.
+  auto no_route = [&sh](const httplib::Request& req, httplib::Response& res) {
+    if (req.path.rfind("/_mock/", 0) == 0)
+      return send_json(res, 404,
+                       {{"error", "no such control endpoint: " + req.method + " " + req.path}});
+    handle_no_route(sh, guess_protocol(req), req, res);
+  };
+  http_.Get(".*", no_route);
+  http_.Post(".*", no_route);
+  http_.Put(".*", no_route);
+  http_.Patch(".*", no_route);
+  http_.Delete(".*", no_route);
+  http_.Options(".*", no_route);
 }
 
 int Server::bind() {

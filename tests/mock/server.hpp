@@ -62,6 +62,9 @@ void handle_chat(Shared& shared, Protocol protocol, const httplib::Request& req,
 // GET model listings, or one model when `one` is set (exchange.cpp).
 void handle_models(Shared& shared, Protocol protocol, const httplib::Request& req,
                    httplib::Response& res, const std::optional<std::string>& one);
+// Any other method and path: the protocol's JSON 404, never an empty one (exchange.cpp).
+void handle_no_route(Shared& shared, Protocol protocol, const httplib::Request& req,
+                     httplib::Response& res);
 
 class Server {
  public:
