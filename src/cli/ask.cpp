@@ -39,9 +39,10 @@ CLI::App* add_ask_command(CLI::App& app, AskOptions& o) {
       ->excludes(stream);
   ask->add_option("--timeout", o.timeout, "One attempt's time limit (default 60s)");
   ask->add_option("--deadline", o.deadline, "The whole call's time limit (default 5m)");
-  ask->add_flag("--no-fallback", o.no_fallback, "Use only the first target of the chain");
+  ask->add_flag("--no-fallback", o.no_fallback,
+                "Use only the first target (after the route's strategy ordered them)");
   ask->add_flag("--no-degrade", o.no_degrade,
-                "Never move to a target of a lower tier than the first");
+                "Never move to a target of a lower tier than the first the strategy picks");
   ask->add_option("--retries", o.retries, "Retries per target for transient errors (default 2)")
       ->check(CLI::Range(0, 100));
   ask->add_option("--schema", o.schema_file,
@@ -59,6 +60,46 @@ CLI::App* add_ask_command(CLI::App& app, AskOptions& o) {
   return ask;
 }
 
+namespace {
+
+// Body fields detour writes itself, and the flag that sets each. Letting -o replace one
+// breaks the exchange: `stream` without --stream makes detour read an SSE body as JSON, and a
+// token limit under the other name sends both max_tokens and max_completion_tokens.
+struct OwnedField {
+  std::string_view key;
+  std::string_view instead;
+};
+constexpr OwnedField kOwnedFields[] = {
+    {"model", "-m"},
+    {"messages", "the prompt (words, -f or stdin) and -s"},
+    {"contents", "the prompt (words, -f or stdin)"},
+    {"system", "-s"},
+    {"systemInstruction", "-s"},
+    {"system_instruction", "-s"},
+    {"stream", "--stream or --no-stream"},
+    {"stream_options", "--stream (detour asks for usage in every stream)"},
+    {"max_tokens", "--max-tokens"},
+    {"max_completion_tokens", "--max-tokens"},
+    {"maxOutputTokens", "--max-tokens"},
+    {"max_output_tokens", "--max-tokens"},
+};
+
+const OwnedField* owned_field(std::string_view key) {
+  for (const auto& field : kOwnedFields) {
+    if (field.key == key) return &field;
+  }
+  return nullptr;
+}
+
+void refuse_owned(const std::string& param, std::string_view key) {
+  if (const OwnedField* field = owned_field(key)) {
+    throw UsageError("-o " + param + ": detour sets " + std::string(key) + " itself; use " +
+                     std::string(field->instead) + " instead");
+  }
+}
+
+}  // namespace
+
 nlohmann::json parse_extra_params(const std::vector<std::string>& params) {
   nlohmann::json extra = nlohmann::json::object();
   for (const auto& param : params) {
@@ -68,7 +109,15 @@ nlohmann::json parse_extra_params(const std::vector<std::string>& params) {
     }
     std::string key = param.substr(0, eq);
     std::string value = param.substr(eq + 1);
+    refuse_owned(param, key);
     auto parsed = nlohmann::json::parse(value, nullptr, /*allow_exceptions=*/false);
+    // Gemini's generationConfig object is merged into the one detour builds.
+    if (key == "generationConfig" || key == "generation_config") {
+      if (parsed.is_object()) {
+        for (const auto& [inner, unused] : parsed.items())
+          refuse_owned(param, inner);
+      }
+    }
     extra[key] = parsed.is_discarded() ? nlohmann::json(value) : parsed;
   }
   return extra;
@@ -99,21 +148,18 @@ nlohmann::json read_schema(const std::string& path) {
   return schema;
 }
 
-// Drops targets the flags forbid: --no-fallback keeps the first, --no-degrade keeps those
-// whose tier is not below the first's (unknown tiers are kept: we cannot know they are worse).
-void apply_chain_flags(config::Chain& chain, const AskOptions& o) {
-  if (o.no_fallback && chain.targets.size() > 1) chain.targets.resize(1);
-  std::optional<int> floor = chain.min_tier;
-  if (o.no_degrade && chain.targets.front().model.tier) {
-    floor = std::max(floor.value_or(0), *chain.targets.front().model.tier);
-  }
-  if (!floor) return;
+// Drops the targets below the route's min_tier (unknown tiers are kept: we cannot know they
+// are worse). --no-fallback and --no-degrade are about the first target the route's strategy
+// picks, so the call applies them once it has ordered the chain.
+void apply_min_tier(config::Chain& chain) {
+  if (!chain.min_tier) return;
+  const int floor = *chain.min_tier;
   std::vector<config::ResolvedTarget> kept;
   for (auto& target : chain.targets) {
-    if (!target.model.tier || *target.model.tier >= *floor) kept.push_back(std::move(target));
+    if (!target.model.tier || *target.model.tier >= floor) kept.push_back(std::move(target));
   }
   if (kept.empty()) {
-    throw ConfigError("no target of the chain has tier " + std::to_string(*floor) + " or above");
+    throw ConfigError("no target of the chain has tier " + std::to_string(floor) + " or above");
   }
   chain.targets = std::move(kept);
 }
@@ -143,7 +189,7 @@ int run_ask(const GlobalOptions& global, const AskOptions& options) {
   const Millis timeout = duration_flag("--timeout", o.timeout, config.defaults.timeout);
   const Millis deadline = duration_flag("--deadline", o.deadline, config.defaults.deadline);
   config::Chain chain = config::resolve_chain(config, o.models, env);
-  apply_chain_flags(chain, o);
+  apply_min_tier(chain);
 
   engine::CallSpec spec;
   spec.request.system = o.system;
@@ -160,6 +206,8 @@ int run_ask(const GlobalOptions& global, const AskOptions& options) {
   spec.hedge = o.hedge.has_value();
   spec.hedge_after = hedge_after;
   spec.truncate = o.truncate;
+  spec.no_fallback = o.no_fallback;
+  spec.no_degrade = o.no_degrade;
   spec.route_moves_on_content_filter = chain.next_on_content_filter;
   spec.validation.require_complete = o.require_complete;
   spec.validation.schema = schema ? &*schema : nullptr;

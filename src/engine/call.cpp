@@ -118,11 +118,13 @@ void Call::plan() {
     context.turn = ctx_.state.take_turn(*spec_.chain.route);
   }
   order_ = order_targets(strategy, candidates, context, ctx_.rng);
+  keep_allowed_targets();
   if (!order_.empty()) result_.first_target = targets[order_.front()].target.name();
 
   if (!spec_.truncate) return;
   std::optional<std::int64_t> window;
-  for (const auto& t : targets) {
+  for (std::size_t i : order_) {
+    const config::ResolvedTarget& t = targets[i];
     if (t.model.context_window)
       window = std::min(window.value_or(INT64_MAX), *t.model.context_window);
   }
@@ -141,6 +143,27 @@ void Call::plan() {
                        " tokens) without emptying its "
                        "last message");
   }
+}
+
+void Call::keep_allowed_targets() {
+  if (order_.empty()) return;
+  const auto& targets = spec_.chain.targets;
+  const std::optional<int> first_tier = targets[order_.front()].model.tier;
+  std::vector<std::size_t> kept;
+  for (std::size_t position = 0; position < order_.size(); ++position) {
+    const std::size_t i = order_[position];
+    const std::optional<int> tier = targets[i].model.tier;
+    bool allowed = true;
+    if (spec_.no_fallback && position > 0) allowed = false;
+    // Unknown tiers are kept: nothing says they are worse.
+    if (spec_.no_degrade && first_tier && tier && *tier < *first_tier) allowed = false;
+    if (allowed) {
+      kept.push_back(i);
+    } else {
+      progress_[i].done = true;  // never usable in this call, not even by a hedge
+    }
+  }
+  order_ = std::move(kept);
 }
 
 std::optional<std::size_t> Call::take_candidate() {

@@ -36,6 +36,10 @@ struct CallSpec {
   bool hedge = false;                         // --hedge
   std::optional<Millis> hedge_after;          // --hedge=DUR; else the target's p95
   bool truncate = false;  // --truncate: fit the smallest known window of the chain
+  // Applied to the order the route's strategy chose: --no-fallback keeps its first target,
+  // --no-degrade drops targets of a lower tier than that first one.
+  bool no_fallback = false;
+  bool no_degrade = false;
   bool route_moves_on_content_filter = false;
   ValidationRules validation;
   BackoffConfig backoff;
@@ -122,6 +126,7 @@ class Call {
  private:
   // call.cpp: the walk along the chain.
   void plan();
+  void keep_allowed_targets();  // --no-fallback and --no-degrade, on the strategy's order
   std::optional<std::size_t> take_candidate();  // the next target to try, skipping closed ones
   std::string next_target_text() const;         // "next target p/m", for -v
   void next(Millis waited = Millis(0));

@@ -4,6 +4,7 @@
 
 #include "engine/call.hpp"
 #include "engine/call_internal.hpp"
+#include "engine/reply_check.hpp"
 
 namespace detour::engine {
 
@@ -229,34 +230,16 @@ void Call::complete_attempt(const std::shared_ptr<Attempt>& attempt, net::HttpRe
           observer_.on_text(text);
         }
       });
-      const auto& state = attempt->decoder->state();
-      if (state.error) {
-        record.error = classify_http_error(response.status, *state.error, {});
-        record.message = "error in stream: " + state.error->message;
-      } else if (!state.complete) {
-        record.error = ErrorClass::invalid_response;
-        record.message = "stream ended before the provider's end marker";
-      } else {
-        reply = state.reply;
-      }
-    } else {
-      auto parsed = protocol->parse_reply(response.body);
-      if (parsed.reply) {
-        reply = std::move(parsed.reply);
-      } else {
-        record.error = ErrorClass::invalid_response;
-        record.message = parsed.problem;
-      }
     }
-    if (reply) {
-      usage = reply->usage;
-      ValidationResult check = validate_reply(*reply, spec_.validation);
-      if (check.error != ErrorClass::none) {
-        record.error = check.error;
-        record.message = check.message;
-        reply.reset();
-      }
-    }
+    ReplyCheck check =
+        attempt->decoder
+            ? check_stream_reply(*protocol, attempt->decoder->state(), &spec_.validation)
+            : check_plain_reply(*protocol, response.body, &spec_.validation);
+    record.error = check.error;
+    record.message = std::move(check.message);
+    usage = check.usage;
+    reply = std::move(check.reply);
+    if (check.provider_error) outcome.hint = server_hint(headers, *check.provider_error);
   } else {
     // A streamed request collects a non-2xx body through on_body; a plain one gets it here.
     const std::string& body = spec_.stream ? attempt->error_body : response.body;
@@ -264,6 +247,12 @@ void Call::complete_attempt(const std::shared_ptr<Attempt>& attempt, net::HttpRe
     record.error = classify_http_error(response.status, error, headers);
     record.message =
         error.message.empty() ? "HTTP " + std::to_string(response.status) : error.message;
+    // A bad request stops the whole chain, and a gateway's own 400 (a header it wants is
+    // missing) looks like the provider's: show the body, so the user can tell who refused.
+    if (record.error == ErrorClass::bad_request && error.recognised) {
+      record.message += " (HTTP " + std::to_string(response.status) +
+                        " body: " + providers::body_excerpt(body, 300) + ")";
+    }
     outcome.should_retry = headers.should_retry;
     outcome.request_exceeds_limit = request_exceeds_rate_limit(response.status, error);
     outcome.hint = server_hint(headers, error);

@@ -97,6 +97,59 @@ constexpr std::array kTypeRules = {
     TypeRule{"unavailable", ErrorClass::overloaded},
 };
 
+// Errors recognised by what their message says, whatever their type and status: providers
+// report running out of money in words under generic types (Anthropic: a 400
+// invalid_request_error "Your credit balance is too low to access the Anthropic API";
+// DeepSeek: 402 "Insufficient Balance"; OpenRouter: 402 "Insufficient credits", and a 429
+// "Rate limit exceeded: free-models-per-day", a daily cap). Matched lower-cased.
+struct MessageRule {
+  std::string_view words;
+  ErrorClass error_class;
+};
+constexpr std::array kMessageRules = {
+    MessageRule{"credit balance is too low", ErrorClass::quota_exhausted},
+    MessageRule{"insufficient balance", ErrorClass::quota_exhausted},
+    MessageRule{"insufficient credits", ErrorClass::quota_exhausted},
+    MessageRule{"free-models-per-day", ErrorClass::quota_exhausted},
+};
+
+// The status an error object stands for when it did not come as an error reply (inside a
+// 200 stream or body): the status it names, else the one its type has as a reply at that
+// provider, else a server error (the provider failed while answering).
+struct TypeStatus {
+  std::string_view type;
+  int status;
+};
+constexpr std::array kTypeStatuses = {
+    TypeStatus{"invalid_request_error", 400},
+    TypeStatus{"invalid_argument", 400},
+    TypeStatus{"failed_precondition", 400},
+    TypeStatus{"authentication_error", 401},
+    TypeStatus{"unauthenticated", 401},
+    TypeStatus{"permission_error", 403},
+    TypeStatus{"permission_denied", 403},
+    TypeStatus{"not_found_error", 404},
+    TypeStatus{"not_found", 404},
+    TypeStatus{"request_too_large", 413},
+    TypeStatus{"rate_limit_error", 429},
+    TypeStatus{"resource_exhausted", 429},
+    TypeStatus{"api_error", 500},
+    TypeStatus{"server_error", 500},
+    TypeStatus{"internal", 500},
+    TypeStatus{"unavailable", 503},
+    TypeStatus{"overloaded_error", 529},
+    TypeStatus{"timeout_error", 504},
+    TypeStatus{"deadline_exceeded", 504},
+};
+
+int status_of_embedded_error(const providers::ProviderError& error, const std::string& type) {
+  if (error.named_status) return *error.named_status;
+  for (const auto& row : kTypeStatuses) {
+    if (type == row.type) return row.status;
+  }
+  return 500;
+}
+
 bool message_says_context_too_long(std::string_view message_lower) {
   return contains(message_lower, "prompt is too long") ||
          contains(message_lower, "context length") || contains(message_lower, "context_length") ||
@@ -124,6 +177,7 @@ ErrorClass classify_http_error(int status, const providers::ProviderError& error
   const std::string type = lower(error.type);
   const std::string code = lower(error.code);
   const std::string message = lower(error.message);
+  if (status < 400) status = status_of_embedded_error(error, type);
 
   // Gemini reports a per-day quota as RESOURCE_EXHAUSTED: waiting a minute will not help.
   if (type == "resource_exhausted") {
@@ -137,6 +191,9 @@ ErrorClass classify_http_error(int status, const providers::ProviderError& error
   }
   for (const auto& rule : kTypeRules) {
     if (code == rule.type_or_code || type == rule.type_or_code) return rule.error_class;
+  }
+  for (const auto& rule : kMessageRules) {
+    if (contains(message, rule.words)) return rule.error_class;
   }
   if (status == 400 && message_says_context_too_long(message)) return ErrorClass::context_length;
   // x-should-retry decides whether to retry, not the class: engine/policy reads it.

@@ -37,8 +37,11 @@ std::string_view to_string(ErrorClass c);
 // The request itself is wrong: it must change before any target can answer it.
 bool is_request_rejection(ErrorClass c);
 
-// Classifies an HTTP error reply from its status, the provider's parsed error body and the
-// retry headers. Pure; the table it applies is in errors.cpp.
+// Classifies an error the provider reported from its status, the provider's parsed error body
+// and the retry headers. Pure; the tables it applies are in errors.cpp. The same error gets
+// the same class wherever it arrives: as an error reply, or inside a 200 (an SSE error event,
+// an OpenAI `data: {"error": …}` chunk, a Gemini stream error object, a 200 body that is an
+// error), where `status` is 200 and the status the error stands for is used instead.
 ErrorClass classify_http_error(int status, const providers::ProviderError& error,
                                const providers::RateLimitInfo& headers);
 

@@ -5,6 +5,7 @@
 
 #include "engine/call.hpp"
 #include "engine/health.hpp"
+#include "engine/reply_check.hpp"
 
 namespace detour::engine {
 
@@ -81,12 +82,8 @@ void complete(const Exchange& x, const net::HttpResponse& response,
                r.model + " is not among the " + listed_message(models.size(), r.provider), options);
       }
     } else {
-      auto parsed = x.protocol->parse_reply(response.body);
-      if (parsed.reply) {
-        settle(r, ErrorClass::none, "", options);
-      } else {
-        settle(r, ErrorClass::invalid_response, parsed.problem, options);
-      }
+      ReplyCheck check = check_plain_reply(*x.protocol, response.body, nullptr);
+      settle(r, check.error, std::move(check.message), options);
     }
     r.message = redact(std::move(r.message), {probe.target.api_key});
   }

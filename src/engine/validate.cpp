@@ -454,10 +454,8 @@ std::optional<nlohmann::json> extract_json(std::string_view content) {
 ValidationResult validate_reply(const providers::ChatReply& reply, const ValidationRules& rules) {
   const std::string_view content = trim(reply.content);
 
-  if (reply.finish_reason == "refusal") {
-    return {ErrorClass::refusal, content.empty() ? "the model refused to answer"
-                                                 : "the model refused: " + quote(content)};
-  }
+  if (!reply.refusal.empty())
+    return {ErrorClass::refusal, "the model refused: " + quote(reply.refusal)};
   if (looks_like_refusal(content))
     return {ErrorClass::refusal, "the model refused: " + quote(content)};
   if (content.empty()) {

@@ -44,8 +44,9 @@ struct ValidationResult {
   std::string message;                  // why, for people; empty when none
 };
 
-// Checks a reply the provider reported as successful. In order: refusal (finish_reason
-// "refusal", or a short answer that is only a refusal phrase), empty content (nothing but
+// Checks a reply the provider reported as successful, whose finish reason was already judged
+// (engine/finish_reason.hpp). In order: refusal (the provider's refusal field, or a short
+// answer that is only a refusal phrase), empty content (nothing but
 // whitespace), truncated (finish_reason "length" with require_complete), then the schema (the
 // content must parse as JSON, a ```json fence around it tolerated, and match).
 ValidationResult validate_reply(const providers::ChatReply& reply, const ValidationRules& rules);

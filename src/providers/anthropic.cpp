@@ -77,7 +77,7 @@ class AnthropicStreamDecoder final : public detail::SseStreamDecoder {
     } else if (type == "message_delta") {
       if (const json* delta = find_object(*doc, "delta")) {
         std::string reason = get_string(*delta, "stop_reason");
-        if (!reason.empty()) state_.reply.finish_reason = anthropic_finish_reason(reason);
+        if (!reason.empty()) state_.reply.finish_reason = std::move(reason);
       }
       if (const json* usage = find_object(*doc, "usage")) read_usage(*usage, state_.reply.usage);
     } else if (type == "message_stop") {
@@ -141,8 +141,8 @@ class AnthropicProtocol final : public Protocol {
     }
     if (get_string(*doc, "type") == "error") {
       const json* error = find_object(*doc, "error");
-      result.problem =
-          "the reply carries an error: " + (error ? get_string(*error, "message") : std::string());
+      result.error = error ? error_from_object(200, *error) : detail::unrecognised_error(200, body);
+      result.problem = "the reply carries an error: " + result.error->message;
       return result;
     }
     const json* content = find_array(*doc, "content");
@@ -155,7 +155,7 @@ class AnthropicProtocol final : public Protocol {
     for (const auto& block : *content) {
       if (get_string(block, "type") == "text") reply.content += get_string(block, "text");
     }
-    reply.finish_reason = anthropic_finish_reason(get_string(*doc, "stop_reason"));
+    reply.finish_reason = get_string(*doc, "stop_reason");
     reply.served_model = get_string(*doc, "model");
     if (const json* usage = find_object(*doc, "usage")) read_usage(*usage, reply.usage);
     result.reply = std::move(reply);
@@ -204,16 +204,6 @@ class AnthropicProtocol final : public Protocol {
 };
 
 }  // namespace
-
-std::string anthropic_finish_reason(std::string_view reason) {
-  if (reason == "end_turn" || reason == "stop_sequence") return "stop";
-  if (reason == "max_tokens") return "length";
-  // The answer was cut because the context window filled up: as truncated as max_tokens.
-  if (reason == "model_context_window_exceeded") return "length";
-  if (reason == "tool_use") return "tool_calls";
-  // "refusal" is already neutral; pause_turn and future reasons pass through.
-  return std::string(reason);
-}
 
 const Protocol& anthropic_protocol() {
   static const AnthropicProtocol protocol;

@@ -49,6 +49,8 @@ ProviderError error_from_object(int status, const json& error) {
   out.type = get_string(error, "status");
   out.message = get_string(error, "message");
   out.recognised = true;
+  if (auto code = get_int(error, "code"); code && *code >= 400 && *code <= 599)
+    out.named_status = static_cast<int>(*code);
   if (const json* details = find_array(error, "details")) {
     for (const auto& detail : *details) {
       std::string type = get_string(detail, "@type");
@@ -250,11 +252,11 @@ class GeminiStreamDecoder final : public detail::SseStreamDecoder {
       std::string reason = get_string(candidate, "finishReason");
       // There is no terminator: the chunk that carries a finishReason is the last one.
       if (!reason.empty()) {
-        state_.reply.finish_reason = gemini_finish_reason(reason);
+        state_.reply.finish_reason = std::move(reason);
         mark_complete();
       }
-    } else if (!block_reason(doc).empty()) {
-      state_.reply.finish_reason = "content_filter";
+    } else if (std::string blocked = block_reason(doc); !blocked.empty()) {
+      state_.reply.block_reason = std::move(blocked);
       mark_complete();
     }
   }
@@ -316,7 +318,8 @@ class GeminiProtocol final : public Protocol {
     }
     const json& doc = unwrap_array(*parsed);
     if (const json* error = find_object(doc, "error")) {
-      result.problem = "the reply carries an error: " + get_string(*error, "message");
+      result.error = error_from_object(200, *error);
+      result.problem = "the reply carries an error: " + result.error->message;
       return result;
     }
     ChatReply reply;
@@ -326,8 +329,8 @@ class GeminiProtocol final : public Protocol {
     const json* candidates = find_array(doc, "candidates");
     if (!candidates || candidates->empty()) {
       // A blocked prompt is a 200 with promptFeedback.blockReason and no candidates.
-      if (!block_reason(doc).empty()) {
-        reply.finish_reason = "content_filter";
+      reply.block_reason = block_reason(doc);
+      if (!reply.block_reason.empty()) {
         result.reply = std::move(reply);
       } else {
         result.problem = "the reply has no candidates";
@@ -336,7 +339,7 @@ class GeminiProtocol final : public Protocol {
     }
     const json& candidate = (*candidates)[0];
     reply.content = candidate_text(candidate);
-    reply.finish_reason = gemini_finish_reason(get_string(candidate, "finishReason"));
+    reply.finish_reason = get_string(candidate, "finishReason");
     result.reply = std::move(reply);
     return result;
   }
@@ -383,17 +386,6 @@ class GeminiProtocol final : public Protocol {
 };
 
 }  // namespace
-
-std::string gemini_finish_reason(std::string_view reason) {
-  if (reason == "STOP") return "stop";
-  if (reason == "MAX_TOKENS") return "length";
-  if (reason == "SAFETY" || reason == "RECITATION" || reason == "BLOCKLIST" ||
-      reason == "PROHIBITED_CONTENT" || reason == "SPII" || reason == "IMAGE_SAFETY") {
-    return "content_filter";
-  }
-  // FINISH_REASON_UNSPECIFIED, OTHER, LANGUAGE, MALFORMED_FUNCTION_CALL, …: as written.
-  return std::string(reason);
-}
 
 const Protocol& gemini_protocol() {
   static const GeminiProtocol protocol;

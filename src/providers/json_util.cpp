@@ -203,3 +203,11 @@ std::vector<std::string> strings_in_list(std::string_view body, std::string_view
 }
 
 }  // namespace detour::providers::detail
+
+namespace detour::providers {
+
+std::string body_excerpt(std::string_view body, size_t max_bytes) {
+  return detail::snippet(body, max_bytes);
+}
+
+}  // namespace detour::providers

@@ -79,6 +79,9 @@ ProviderError error_from_object(int status, const json& error) {
   out.status = status;
   out.type = get_string(error, "type");
   out.code = detail::get_string_or_number(error, "code");
+  // OpenRouter's code is the HTTP status the error stands for (402, 502, …).
+  if (auto number = get_int(error, "code"); number && *number >= 400 && *number <= 599)
+    out.named_status = static_cast<int>(*number);
   out.message = get_string(error, "message");
   out.retry_delay = hint_from_message(out.message);
   out.recognised = true;
@@ -166,7 +169,7 @@ class OpenAiStreamDecoder final : public detail::SseStreamDecoder {
         emit_text(get_string(*delta, "content"), on_text);
       }
       std::string reason = get_string(*choice, "finish_reason");
-      if (!reason.empty()) state_.reply.finish_reason = openai_finish_reason(reason);
+      if (!reason.empty()) state_.reply.finish_reason = std::move(reason);
     }
     // Every chunk has "usage": null but the last one before [DONE] (include_usage).
     if (const json* usage = find_object(*doc, "usage")) state_.reply.usage = usage_from(*usage);
@@ -236,7 +239,8 @@ class OpenAiProtocol final : public Protocol {
       return result;
     }
     if (const json* error = find_object(*doc, "error")) {
-      result.problem = "the reply carries an error: " + get_string(*error, "message");
+      result.error = error_from_object(200, *error);
+      result.problem = "the reply carries an error: " + result.error->message;
       return result;
     }
     const json* choice = first_choice(*doc);
@@ -256,12 +260,10 @@ class OpenAiProtocol final : public Protocol {
     }
     ChatReply reply;
     reply.content = std::move(*content);
-    reply.finish_reason = openai_finish_reason(get_string(*choice, "finish_reason"));
+    reply.finish_reason = get_string(*choice, "finish_reason");
     // Structured outputs put a refusal in message.refusal with content null and
-    // finish_reason "stop"; the neutral vocabulary has a word for it.
-    if (reply.content.empty() && !get_string(*message, "refusal").empty()) {
-      reply.finish_reason = "refusal";
-    }
+    // finish_reason "stop".
+    if (reply.content.empty()) reply.refusal = get_string(*message, "refusal");
     reply.served_model = get_string(*doc, "model");
     if (const json* usage = find_object(*doc, "usage")) reply.usage = usage_from(*usage);
     result.reply = std::move(reply);
@@ -316,12 +318,6 @@ class OpenAiProtocol final : public Protocol {
 };
 
 }  // namespace
-
-std::string openai_finish_reason(std::string_view reason) {
-  // OpenAI's words are the neutral vocabulary already: stop, length, content_filter,
-  // tool_calls (and the legacy function_call) pass through unchanged.
-  return std::string(reason);
-}
 
 const Protocol& openai_protocol() {
   static const OpenAiProtocol protocol;

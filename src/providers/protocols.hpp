@@ -11,9 +11,4 @@ const Protocol& openai_protocol();
 const Protocol& anthropic_protocol();
 const Protocol& gemini_protocol();
 
-// Neutral finish reasons from each protocol's words (see ChatReply::finish_reason).
-std::string openai_finish_reason(std::string_view reason);
-std::string anthropic_finish_reason(std::string_view reason);
-std::string gemini_finish_reason(std::string_view reason);
-
 }  // namespace detour::providers

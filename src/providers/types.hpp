@@ -41,9 +41,12 @@ struct Usage {
 
 struct ChatReply {
   std::string content;
-  // Neutral finish reason: "stop", "length", "content_filter", "tool_calls", "refusal";
-  // anything else is passed through as the provider wrote it. Empty when unknown.
+  // The finish reason exactly as the provider wrote it ("stop", "end_turn", "SAFETY", ...);
+  // empty when the reply gave none. engine/finish_reason.cpp judges it and, once judged,
+  // replaces it with detour's word for it.
   std::string finish_reason;
+  std::string refusal;       // OpenAI message.refusal: structured outputs' refusal text
+  std::string block_reason;  // Gemini promptFeedback.blockReason: the prompt was refused
   std::string served_model;  // the model the reply says answered; empty when not given
   Usage usage;
 };
@@ -56,7 +59,10 @@ struct ProviderError {
   std::string message;  // provider's message, for people
   std::optional<Millis> retry_delay;   // Gemini RetryInfo.retryDelay
   std::vector<std::string> quota_ids;  // Gemini QuotaFailure violations[].quotaId
-  bool recognised = false;             // the body was this protocol's error JSON
+  // The HTTP status the error object itself names (Gemini error.code, OpenRouter's numeric
+  // error.code): what an error inside a 200 stream or body would have had as a reply.
+  std::optional<int> named_status;
+  bool recognised = false;  // the body was this protocol's error JSON
 };
 
 // Everything the rate-limit and retry headers of any provider said, in one place.
@@ -108,6 +114,9 @@ struct Endpoint {
 struct ReplyResult {
   std::optional<ChatReply> reply;
   std::string problem;  // why the body is not a valid reply, when reply is empty
+  // A 2xx body that is the protocol's error object (gateways and OpenRouter answer 200 with
+  // an error once generation has started): classified like the same error in a reply.
+  std::optional<ProviderError> error;
 };
 
 inline constexpr int64_t kAnthropicDefaultMaxTokens = 4096;
@@ -127,6 +136,10 @@ class Protocol {
   virtual net::HttpRequest build_models_request(const Endpoint& endpoint) const = 0;
   virtual std::vector<std::string> parse_models(std::string_view body) const = 0;
 };
+
+// The first ~max_bytes of a body on one line (whitespace runs collapsed, cut at a UTF-8
+// character boundary), for messages that must show what a server said.
+std::string body_excerpt(std::string_view body, size_t max_bytes = 200);
 
 // "openai", "anthropic", "gemini"; nullptr for anything else.
 const Protocol* find_protocol(std::string_view name);

@@ -34,6 +34,38 @@ TEST_CASE("-o values are JSON when they parse, strings otherwise", "[ask]") {
   CHECK_THROWS_WITH(cli::parse_extra_params({"=1"}), Catch::Contains("-o =1"));
 }
 
+TEST_CASE("-o refuses the fields detour owns, naming the flag to use", "[ask]") {
+  struct Row {
+    const char* param;
+    const char* instead;
+  };
+  const Row rows[] = {
+      {"model=gpt-4o", "-m"},
+      {"messages=[]", "the prompt"},
+      {"contents=[]", "the prompt"},
+      {"system=be brief", "-s"},
+      {"systemInstruction={}", "-s"},
+      {"stream=true", "--stream"},
+      {"stream_options={\"include_usage\":false}", "--stream"},
+      {"max_tokens=10", "--max-tokens"},
+      {"max_completion_tokens=10", "--max-tokens"},
+      {"maxOutputTokens=10", "--max-tokens"},
+      {"max_output_tokens=10", "--max-tokens"},
+      // Gemini's generationConfig is merged into detour's: its token limit is detour's too.
+      {"generationConfig={\"maxOutputTokens\":10,\"topK\":3}", "--max-tokens"},
+  };
+  for (const auto& row : rows) {
+    INFO(row.param);
+    CHECK_THROWS_AS(cli::parse_extra_params({row.param}), UsageError);
+    CHECK_THROWS_WITH(
+        cli::parse_extra_params({row.param}),
+        Catch::Contains(std::string("-o ") + row.param) && Catch::Contains(row.instead));
+  }
+  // What detour does not own still goes through.
+  auto extra = cli::parse_extra_params({"generationConfig={\"topK\":3}", "response_format={}"});
+  CHECK(extra["generationConfig"]["topK"] == 3);
+}
+
 TEST_CASE("--json carries every documented field", "[ask]") {
   config::ProviderConfig provider{"openai", "openai", "http://x/v1", "", {}, {}, {}, {}, false};
   config::Chain chain;
@@ -49,7 +81,10 @@ TEST_CASE("--json carries every documented field", "[ask]") {
   ok.ok = true;
   ok.target = chain.targets[1];
   ok.degraded = true;
-  ok.reply = {"hello", "stop", "gpt-4o-mini-2024-07-18", {12, 34}};
+  ok.reply.content = "hello";
+  ok.reply.finish_reason = "stop";
+  ok.reply.served_model = "gpt-4o-mini-2024-07-18";
+  ok.reply.usage = {12, 34};
   ok.cost_usd = 0.000022;
   ok.latency = Millis(812);
   ok.attempts = {attempt("gpt-4o", 429, engine::ErrorClass::rate_limited, Millis(120), Millis(0)),

@@ -217,3 +217,47 @@ TEST_CASE("a call whose loop is stopped reports the attempt in flight as cancell
   CHECK(result.attempts[1].model == "b");
   CHECK(result.attempts[1].error == engine::ErrorClass::cancelled);
 }
+
+TEST_CASE("--no-fallback and --no-degrade apply to the order the strategy chose", "[call]") {
+  // cheapest orders b (1), c (5), a (9): "the first target" is b, whatever the config lists.
+  Fixture f({"a", "b", "c"}, {2, 3, 2});
+  f.chain.strategy = "cheapest";
+  const double costs[] = {9.0, 1.0, 5.0};
+  for (std::size_t i = 0; i < 3; ++i) {
+    f.chain.targets[i].model.input_cost = costs[i];
+    f.chain.targets[i].model.output_cost = costs[i];
+  }
+  FakeClock clock;
+  FakeTransport transport(clock,
+                          [](const net::HttpRequest&) { return error_reply(503, "", "", "down"); });
+  Recorder rec;
+  engine::CallSpec spec = f.spec();
+  SECTION("--no-fallback keeps the strategy's first") {
+    spec.no_fallback = true;
+  }
+  SECTION("--no-degrade keeps the tiers of the strategy's first (3)") {
+    spec.no_degrade = true;
+  }
+  auto result = f.run(transport, clock, spec, rec);
+  CHECK_FALSE(result.ok);
+  REQUIRE(transport.requests.size() == 1);
+  CHECK(model_of(transport.requests[0]) == "b");
+  CHECK(result.first_target == "mock/b");
+}
+
+TEST_CASE("--no-degrade keeps targets of unknown tier and of the first's tier", "[call]") {
+  Fixture f({"a", "b", "c", "d"}, {3, 2, 3});  // d has no tier
+  FakeClock clock;
+  FakeTransport transport(clock, [](const net::HttpRequest& r) {
+    return model_of(r) == "d" ? ok_reply("from d") : error_reply(503, "", "", "down");
+  });
+  Recorder rec;
+  engine::CallSpec spec = f.spec();
+  spec.no_degrade = true;
+  auto result = f.run(transport, clock, spec, rec);
+  REQUIRE(result.ok);
+  std::vector<std::string> asked;
+  for (const auto& request : transport.requests)
+    asked.push_back(model_of(request));
+  CHECK(asked == std::vector<std::string>{"a", "c", "d"});
+}

@@ -60,6 +60,30 @@ TEST_CASE("HTTP errors classify by provider body first, then status", "[errors]"
        ErrorClass::rate_limited},
       {"gemini", 503, R"({"error":{"code":503,"message":"overloaded","status":"UNAVAILABLE"}})",
        ErrorClass::overloaded},
+      // Quota and billing bodies, one row each (the wording of each as users report it).
+      // Anthropic: out of credit is a 400 invalid_request_error, told apart only by its words.
+      {"anthropic", 400,
+       R"({"type":"error","error":{"type":"invalid_request_error","message":"Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits."},"request_id":"req_011CSHoEeqs5C35K2UUqR7Fy"})",
+       ErrorClass::quota_exhausted},
+      // The same words from an OpenAI-compatible gateway in front of Anthropic.
+      {"openai", 400,
+       R"({"error":{"message":"litellm.BadRequestError: AnthropicException - Your credit balance is too low to access the Anthropic API.","type":null,"param":null,"code":"400"}})",
+       ErrorClass::quota_exhausted},
+      // DeepSeek: 402 Insufficient Balance (api-docs.deepseek.com/quick_start/error_codes).
+      {"openai", 402,
+       R"({"error":{"message":"Insufficient Balance","type":"unknown_error","param":null,"code":"invalid_request_error"}})",
+       ErrorClass::quota_exhausted},
+      // OpenRouter: 402 for credits; a 429 per-day cap on free models is a quota, not a wait.
+      {"openai", 402,
+       R"({"error":{"code":402,"message":"Insufficient credits. Add more using https://openrouter.ai/settings/credits"}})",
+       ErrorClass::quota_exhausted},
+      {"openai", 429,
+       R"({"error":{"message":"Rate limit exceeded: free-models-per-day. Add 10 credits to unlock 1000 free model requests per day","code":429,"metadata":{"headers":{"X-RateLimit-Limit":"50","X-RateLimit-Remaining":"0","X-RateLimit-Reset":"1741305600000"}}}})",
+       ErrorClass::quota_exhausted},
+      // A plain 429 from OpenRouter still waits.
+      {"openai", 429,
+       R"({"error":{"message":"Rate limit exceeded: limit_rpm/google/gemini","code":429}})",
+       ErrorClass::rate_limited},
   };
   for (const auto& row : rows) {
     const auto* protocol = providers::find_protocol(row.protocol);

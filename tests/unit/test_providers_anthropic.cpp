@@ -151,32 +151,31 @@ TEST_CASE("anthropic: a reply is parsed", "[providers]") {
   auto result = anthropic().parse_reply(std::string("\n\n") + kReply);
   REQUIRE(result.reply);
   CHECK(result.reply->content == "Hi! My name is Claude.");
-  CHECK(result.reply->finish_reason == "stop");
+  CHECK(result.reply->finish_reason == "end_turn");
   CHECK(result.reply->served_model == "claude-sonnet-4-5-20250929");
   CHECK(result.reply->usage.input_tokens == 2095);
   CHECK(result.reply->usage.output_tokens == 503);
 }
 
-TEST_CASE("anthropic: stop reasons map to the neutral vocabulary", "[providers]") {
-  struct Row {
-    const char* stop_reason;
-    const char* finish;
-  };
-  const Row rows[] = {{"end_turn", "stop"},
-                      {"stop_sequence", "stop"},
-                      {"max_tokens", "length"},
-                      {"refusal", "refusal"},
-                      {"tool_use", "tool_calls"},
-                      {"pause_turn", "pause_turn"},
-                      {"model_context_window_exceeded", "length"}};
-  for (const auto& row : rows) {
-    INFO(row.stop_reason);
+TEST_CASE("anthropic: stop reasons pass through as written", "[providers]") {
+  // engine/finish_reason.cpp judges them; the parser only reports.
+  for (const char* reason : {"end_turn", "stop_sequence", "max_tokens", "refusal", "tool_use",
+                             "pause_turn", "model_context_window_exceeded", "brand_new"}) {
+    INFO(reason);
     json body = json::parse(kReply);
-    body["stop_reason"] = row.stop_reason;
+    body["stop_reason"] = reason;
     auto result = anthropic().parse_reply(body.dump());
     REQUIRE(result.reply);
-    CHECK(result.reply->finish_reason == row.finish);
+    CHECK(result.reply->finish_reason == reason);
   }
+}
+
+TEST_CASE("anthropic: a 200 body that is an error is that error", "[providers]") {
+  auto result = anthropic().parse_reply(
+      R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})");
+  CHECK_FALSE(result.reply);
+  REQUIRE(result.error);
+  CHECK(result.error->type == "overloaded_error");
 }
 
 TEST_CASE("anthropic: only text blocks are the answer", "[providers]") {
@@ -263,7 +262,7 @@ TEST_CASE("anthropic: a stream gives the same result whole and byte by byte", "[
   CHECK(run.text == "Hello!");
   CHECK(run.text_calls == 2);
   CHECK(run.state.reply.content == "Hello!");
-  CHECK(run.state.reply.finish_reason == "stop");
+  CHECK(run.state.reply.finish_reason == "end_turn");
   CHECK(run.state.reply.served_model == "claude-sonnet-4-5-20250929");
   CHECK(run.state.reply.usage.input_tokens == 25);
   CHECK(run.state.reply.usage.output_tokens == 15);  // cumulative, not 1 + 15
@@ -297,7 +296,7 @@ TEST_CASE("anthropic: non-text deltas are not answer text", "[providers]") {
       "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
   auto run = run_both_ways(anthropic(), body);
   CHECK(run.text == "42");
-  CHECK(run.state.reply.finish_reason == "tool_calls");
+  CHECK(run.state.reply.finish_reason == "tool_use");
   CHECK(run.state.reply.usage.output_tokens == 89);
   CHECK(run.state.complete);
 }
@@ -322,7 +321,7 @@ TEST_CASE("anthropic: a stream without message_stop is truncated", "[providers]"
   std::string full = kStream;
   auto run = run_both_ways(anthropic(), full.substr(0, full.find("event: message_stop")));
   CHECK(run.text == "Hello!");
-  CHECK(run.state.reply.finish_reason == "stop");
+  CHECK(run.state.reply.finish_reason == "end_turn");
   CHECK_FALSE(run.state.complete);
   CHECK_FALSE(run.state.error.has_value());
 

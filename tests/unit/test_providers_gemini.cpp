@@ -172,7 +172,7 @@ TEST_CASE("gemini: a reply is parsed", "[providers]") {
   auto result = gemini().parse_reply(std::string("\n") + kReply);
   REQUIRE(result.reply);
   CHECK(result.reply->content == "AI learns patterns from data.");
-  CHECK(result.reply->finish_reason == "stop");
+  CHECK(result.reply->finish_reason == "STOP");
   CHECK(result.reply->served_model == "gemini-2.5-flash");
   CHECK(result.reply->usage.input_tokens == 4);
   CHECK(result.reply->usage.output_tokens == 9);
@@ -189,28 +189,26 @@ TEST_CASE("gemini: thought parts are not the answer; thinking tokens are output"
   CHECK(result.reply->usage.output_tokens == 122);
 }
 
-TEST_CASE("gemini: finish reasons map to the neutral vocabulary", "[providers]") {
-  struct Row {
-    const char* reason;
-    const char* finish;
-  };
-  const Row rows[] = {{"STOP", "stop"},
-                      {"MAX_TOKENS", "length"},
-                      {"SAFETY", "content_filter"},
-                      {"RECITATION", "content_filter"},
-                      {"BLOCKLIST", "content_filter"},
-                      {"PROHIBITED_CONTENT", "content_filter"},
-                      {"SPII", "content_filter"},
-                      {"OTHER", "OTHER"},
-                      {"MALFORMED_FUNCTION_CALL", "MALFORMED_FUNCTION_CALL"}};
-  for (const auto& row : rows) {
-    INFO(row.reason);
+TEST_CASE("gemini: finish reasons pass through as written", "[providers]") {
+  // engine/finish_reason.cpp judges them; the parser only reports.
+  for (const char* reason :
+       {"STOP", "MAX_TOKENS", "SAFETY", "RECITATION", "OTHER", "MALFORMED_FUNCTION_CALL"}) {
+    INFO(reason);
     json body = json::parse(kReply);
-    body["candidates"][0]["finishReason"] = row.reason;
+    body["candidates"][0]["finishReason"] = reason;
     auto result = gemini().parse_reply(body.dump());
     REQUIRE(result.reply);
-    CHECK(result.reply->finish_reason == row.finish);
+    CHECK(result.reply->finish_reason == reason);
   }
+}
+
+TEST_CASE("gemini: a 200 body that is an error is that error, with its code", "[providers]") {
+  auto result = gemini().parse_reply(
+      R"({"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}})");
+  CHECK_FALSE(result.reply);
+  REQUIRE(result.error);
+  CHECK(result.error->type == "UNAVAILABLE");
+  CHECK(result.error->named_status == 503);
 }
 
 TEST_CASE("gemini: blocked prompts and filtered candidates are replies with no text",
@@ -220,7 +218,8 @@ TEST_CASE("gemini: blocked prompts and filtered candidates are replies with no t
       "usageMetadata":{"promptTokenCount":8,"totalTokenCount":8},"modelVersion":"gemini-2.0-flash"})");
   REQUIRE(blocked.reply);
   CHECK(blocked.reply->content == "");
-  CHECK(blocked.reply->finish_reason == "content_filter");
+  CHECK(blocked.reply->block_reason == "SAFETY");
+  CHECK(blocked.reply->finish_reason == "");
   CHECK(blocked.reply->usage.input_tokens == 8);
   CHECK(blocked.reply->served_model == "gemini-2.0-flash");
 
@@ -228,7 +227,7 @@ TEST_CASE("gemini: blocked prompts and filtered candidates are replies with no t
       R"({"candidates":[{"finishReason":"SAFETY","index":0,"safetyRatings":[]}],"modelVersion":"m"})");
   REQUIRE(filtered.reply);
   CHECK(filtered.reply->content == "");
-  CHECK(filtered.reply->finish_reason == "content_filter");
+  CHECK(filtered.reply->finish_reason == "SAFETY");
 }
 
 TEST_CASE("gemini: bodies that are not a valid reply give a problem", "[providers]") {
@@ -320,7 +319,7 @@ TEST_CASE("gemini: a stream gives the same result whole and byte by byte", "[pro
   auto run = run_both_ways(gemini(), kStream);
   CHECK(run.text == "The sky is blue.");
   CHECK(run.text_calls == 2);
-  CHECK(run.state.reply.finish_reason == "stop");
+  CHECK(run.state.reply.finish_reason == "STOP");
   CHECK(run.state.reply.served_model == "gemini-2.0-flash");
   CHECK(run.state.reply.usage.input_tokens == 8);
   CHECK(run.state.reply.usage.output_tokens == 5);
@@ -378,12 +377,12 @@ TEST_CASE("gemini: errors in a stream, with and without data:", "[providers]") {
   }
 }
 
-TEST_CASE("gemini: a blocked prompt in a stream ends it with content_filter", "[providers]") {
+TEST_CASE("gemini: a blocked prompt in a stream ends it with its block reason", "[providers]") {
   auto run = run_both_ways(gemini(),
                            "data: {\"promptFeedback\": {\"blockReason\": \"SAFETY\"},"
                            "\"usageMetadata\": {\"promptTokenCount\": 8}}\n\n");
   CHECK(run.text == "");
-  CHECK(run.state.reply.finish_reason == "content_filter");
+  CHECK(run.state.reply.block_reason == "SAFETY");
   CHECK(run.state.complete);
 }
 

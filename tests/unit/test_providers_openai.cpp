@@ -212,7 +212,8 @@ TEST_CASE("openai: a reply is parsed into content, finish reason, model and usag
   CHECK(padded.reply->content == "Hello! How can I assist you today?");
 }
 
-TEST_CASE("openai: finish reasons pass through; refusals and null content", "[providers]") {
+TEST_CASE("openai: finish reasons pass through as written; refusals and null content",
+          "[providers]") {
   struct Row {
     const char* body;
     const char* content;
@@ -226,7 +227,9 @@ TEST_CASE("openai: finish reasons pass through; refusals and null content", "[pr
       {R"({"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"f","arguments":"{}"}}]},"finish_reason":"tool_calls"}]})",
        "", "tool_calls"},
       {R"({"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":null,"refusal":"I'm sorry, I cannot help with that."},"finish_reason":"stop"}]})",
-       "", "refusal"},
+       "", "stop"},
+      {R"({"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"partial"},"finish_reason":"overloaded_error"}]})",
+       "partial", "overloaded_error"},
       {R"({"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"x"},"finish_reason":null}]})",
        "x", ""},
       {R"({"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]},"finish_reason":"stop"}]})",
@@ -240,6 +243,20 @@ TEST_CASE("openai: finish reasons pass through; refusals and null content", "[pr
     CHECK(result.reply->finish_reason == row.finish);
     CHECK_FALSE(result.reply->usage.input_tokens.has_value());
   }
+  auto refused = openai().parse_reply(rows[3].body);
+  REQUIRE(refused.reply);
+  CHECK(refused.reply->refusal == "I'm sorry, I cannot help with that.");
+}
+
+TEST_CASE("openai: a 200 body that is an error object is that error", "[providers]") {
+  // OpenRouter answers 200 with an error once generation has started; the code is the status
+  // the error stands for (openrouter.ai/docs/api/reference/errors-and-debugging).
+  auto result = openai().parse_reply(
+      R"({"error":{"code":502,"message":"Provider returned error","metadata":{}}})");
+  CHECK_FALSE(result.reply);
+  REQUIRE(result.error);
+  CHECK(result.error->message == "Provider returned error");
+  CHECK(result.error->named_status == 502);
 }
 
 TEST_CASE("openai: bodies that are not a valid reply give a problem", "[providers]") {

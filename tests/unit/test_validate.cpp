@@ -161,6 +161,7 @@ TEST_CASE("validate: validate_reply applies its rules in order", "[validate]") {
     bool with_schema;
     ErrorClass expected;
     std::string message_part;  // must appear in the message; empty: message must be empty
+    std::string refusal = {};  // the provider's refusal field
   };
   const std::vector<Row> rows = {
       {"plain answer", "Paris.", "stop", false, false, ErrorClass::none, ""},
@@ -171,12 +172,11 @@ TEST_CASE("validate: validate_reply applies its rules in order", "[validate]") {
        ""},
       {"refusal phrase", "I can't help with that.", "stop", false, false, ErrorClass::refusal,
        "the model refused: \"I can't help with that.\""},
-      {"refusal finish reason", "", "refusal", false, false, ErrorClass::refusal,
-       "the model refused"},
-      {"refusal finish reason with text", "I will not do this.", "refusal", false, false,
-       ErrorClass::refusal, "I will not do this."},
-      {"refusal finish reason beats the schema", R"({"answer": "x"})", "refusal", false, true,
-       ErrorClass::refusal, "refused"},
+      // OpenAI structured outputs: content null, the refusal in message.refusal, finish stop.
+      {"the provider's refusal field", "", "stop", false, false, ErrorClass::refusal,
+       "the model refused: \"I will not do this.\"", "I will not do this."},
+      {"the refusal field beats the schema", "", "stop", false, true, ErrorClass::refusal,
+       "refused", "No."},
       {"refusal phrase beats the schema", "Sorry, I can't do that.", "stop", true, true,
        ErrorClass::refusal, "refused"},
       {"empty", "", "stop", false, false, ErrorClass::empty_response, "the answer is empty"},
@@ -213,7 +213,9 @@ TEST_CASE("validate: validate_reply applies its rules in order", "[validate]") {
     ValidationRules rules;
     rules.require_complete = row.require_complete;
     rules.schema = row.with_schema ? &schema : nullptr;
-    const auto result = engine::validate_reply(reply_of(row.content, row.finish_reason), rules);
+    providers::ChatReply reply = reply_of(row.content, row.finish_reason);
+    reply.refusal = row.refusal;
+    const auto result = engine::validate_reply(reply, rules);
     INFO("message: " << result.message);
     CHECK(result.error == row.expected);
     if (row.message_part.empty()) {
