@@ -150,6 +150,11 @@ class SqliteStore final : public Store {
     // WAL mode risks only the last updates on power loss, never corruption.
     enable_wal(busy_timeout);
     exec("PRAGMA synchronous=NORMAL");
+    // The last connection to close would otherwise checkpoint the WAL into the database, with
+    // fsyncs, at the end of every one-shot `detour ask`: most of what the store costs a call
+    // (tests/bench/run P1; a test in tests/unit/test_store.cpp catches its loss). SQLite still
+    // checkpoints when the WAL grows past its limit, and the next opener recovers the WAL.
+    sqlite3_db_config(db_.get(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
     if (!ours) initialise();
     const int version = query_int("PRAGMA user_version");
     if (version != kSchemaVersion) {

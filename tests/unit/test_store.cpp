@@ -305,6 +305,22 @@ TEST_CASE("store: sqlite uses the WAL journal", "[store]") {
   CHECK(other.text("SELECT value FROM kv WHERE key = 'counter'") == "1");
 }
 
+TEST_CASE("store: sqlite leaves the WAL un-checkpointed when it closes", "[store]") {
+  // A checkpoint on close (SQLite's default for the last connection) fsyncs the database at
+  // the end of every one-shot ask; without one the WAL file stays, with the update in it.
+  TempDir dir;
+  const std::string path = dir / "state.db";
+  {
+    auto store = state::make_sqlite_store(path);
+    increment(*store);
+  }
+  std::error_code ec;
+  const auto wal_size = std::filesystem::file_size(path + "-wal", ec);
+  REQUIRE_FALSE(ec);
+  CHECK(wal_size > 0);
+  CHECK(state::make_sqlite_store(path)->get("counter") == 1);
+}
+
 TEST_CASE("store: sqlite rolls back when change throws", "[store]") {
   TempDir dir;
   const std::string path = dir / "state.db";
