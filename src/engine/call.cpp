@@ -55,7 +55,7 @@ Call::~Call() {
     detach(*attempt, ctx_.transport);
     release(attempt->index, attempt->reservation, /*reached_provider=*/true);
   }
-  if (wait_timer_) ctx_.transport.cancel_timer(*wait_timer_);
+  cancel_waits();
   release_unsent();
 }
 
@@ -70,10 +70,10 @@ void Call::start() {
 }
 
 void Call::cancel() {
+  if (finished_) return;
   cancelled_ = true;
-  if (wait_timer_) {
-    ctx_.transport.cancel_timer(*wait_timer_);
-    wait_timer_.reset();
+  if (!wait_timers_.empty()) {
+    cancel_waits();
     if (in_flight_.empty()) {
       AttemptRecord record = last_failure_.value_or(AttemptRecord{});
       record.error = ErrorClass::cancelled;
@@ -313,10 +313,18 @@ void Call::wait_then(Millis wait, std::function<void()> then) {
     then();
     return;
   }
-  wait_timer_ = ctx_.transport.add_timer(wait, [this, then = std::move(then)] {
-    wait_timer_.reset();
-    then();
+  auto id = std::make_shared<net::Transport::Id>(0);
+  *id = ctx_.transport.add_timer(wait, [this, id, then = std::move(then)] {
+    std::erase(wait_timers_, *id);
+    if (!finished_) then();
   });
+  wait_timers_.push_back(*id);
+}
+
+void Call::cancel_waits() {
+  for (net::Transport::Id id : wait_timers_)
+    ctx_.transport.cancel_timer(id);
+  wait_timers_.clear();
 }
 
 bool Call::other_target_usable(std::size_t except) const {
@@ -407,6 +415,7 @@ void Call::after_failure(const Attempt& attempt, const AttemptRecord& record,
 void Call::finish_success(const Attempt& attempt, providers::ChatReply reply) {
   const config::ResolvedTarget& target = spec_.chain.targets[attempt.index];
   end_in_flight("lost the hedge to " + target.target.name());
+  cancel_waits();  // a hedge's backoff must not send anything once the call has its answer
   finished_ = true;
   result_.ok = true;
   result_.target = target;
@@ -424,10 +433,7 @@ void Call::finish_success(const Attempt& attempt, providers::ChatReply reply) {
 void Call::finish_failure(AttemptRecord last, std::string why) {
   if (finished_) return;
   end_in_flight("cancelled: " + why);
-  if (wait_timer_) {
-    ctx_.transport.cancel_timer(*wait_timer_);
-    wait_timer_.reset();
-  }
+  cancel_waits();
   release_unsent();
   finished_ = true;
   result_.ok = false;

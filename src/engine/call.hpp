@@ -137,6 +137,7 @@ class Call {
   void finish_failure(AttemptRecord last, std::string why);
   void end_in_flight(const std::string& why);
   void wait_then(Millis wait, std::function<void()> then);
+  void cancel_waits();
   Millis time_left() const;
 
   // call_capacity.cpp: the limiter, before and after each attempt.
@@ -169,7 +170,9 @@ class Call {
   std::size_t cursor_ = 0;  // next position in order_ for this pass
   int pass_ = 0;            // 0: first pass; later passes retry come-back targets
   std::vector<std::shared_ptr<Attempt>> in_flight_;
-  std::optional<net::Transport::Id> wait_timer_;
+  // The call's own waits (backoffs, server hints, capacity): all of them, so that none can
+  // start anything once the call has reported.
+  std::vector<net::Transport::Id> wait_timers_;
   std::optional<std::int64_t> context_floor_;  // after context_length: windows must exceed it
   Attempt* printer_ = nullptr;  // the streamed attempt whose text reaches the observer
   CallResult result_;

@@ -91,6 +91,9 @@ class FakeTransport final : public net::Transport {
   }
   void stop() override { stopped_ = true; }
 
+  // Timers added and neither fired nor cancelled: what a finished call must not leave behind.
+  std::size_t pending_timers() const { return timers_.size(); }
+
   std::vector<net::HttpRequest> requests;  // every request started, in order
   std::vector<Id> cancelled;               // every request cancelled, in order
 

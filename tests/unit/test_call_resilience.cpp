@@ -422,3 +422,63 @@ TEST_CASE("call: no backoff is waited for a pass the retry budget would refuse",
   CHECK(result.latency < Millis(5));  // the refused attempt only
   CHECK(rec.notes.empty());           // no "trying again in ..." pass was announced
 }
+
+TEST_CASE("call: nothing a call started runs after it reported, with retries on", "[call]") {
+  // The hedge to b gets a 503 with retry-after 1s and waits to retry; a answers meanwhile.
+  // The retry's timer must die with the call: before, it fired, sent b again, and its answer
+  // called the finished call's moved-out callback (bad_function_call).
+  Fixture f({"a", "b"});
+  FakeClock clock;
+  int b_requests = 0;
+  FakeTransport transport(clock, [&](const net::HttpRequest& r) {
+    if (model_of(r) == "a") return stream_reply("slow", Millis(450), Millis(460));
+    ++b_requests;
+    if (b_requests == 1)
+      return error_reply(503, "server_error", "", "busy", {{"retry-after", "1"}});
+    return stream_reply("flaky", Millis(10), Millis(20));
+  });
+  Recorder rec;
+  auto spec = f.spec(true);
+  spec.retries = 2;
+  spec.hedge = true;
+  spec.hedge_after = Millis(100);
+  engine::CallResult result;
+  int reports = 0;
+  engine::Call call({transport, clock, *f.state, f.rng}, spec, rec, [&](engine::CallResult r) {
+    ++reports;
+    result = std::move(r);
+  });
+  call.start();
+  transport.run();  // runs until nothing is left: a stray timer would fire here
+  CHECK(reports == 1);
+  REQUIRE(result.ok);
+  CHECK(result.reply.content == "slow");
+  CHECK(b_requests == 1);
+  CHECK(transport.requests.size() == 2);
+  CHECK(transport.pending_timers() == 0);
+}
+
+TEST_CASE("call: cancel during a backoff reports cancelled once and leaves no timer", "[call]") {
+  Fixture f({"a"});
+  FakeClock clock;
+  FakeTransport transport(clock, [&](const net::HttpRequest&) {
+    return error_reply(503, "server_error", "", "busy", {{"retry-after", "2"}});
+  });
+  Recorder rec;
+  auto spec = f.spec();
+  spec.retries = 2;
+  int reports = 0;
+  engine::CallResult result;
+  engine::Call call({transport, clock, *f.state, f.rng}, spec, rec, [&](engine::CallResult r) {
+    ++reports;
+    result = std::move(r);
+  });
+  call.start();
+  // Stop the loop once the first 503 is in and the retry waits, then cancel, as Ctrl-C does.
+  transport.add_timer(Millis(500), [&] { call.cancel(); });
+  transport.run();
+  CHECK(reports == 1);
+  CHECK(result.error == ErrorClass::cancelled);
+  CHECK(transport.requests.size() == 1);
+  CHECK(transport.pending_timers() == 0);
+}
