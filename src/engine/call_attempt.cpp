@@ -217,13 +217,9 @@ void Call::complete_attempt(const std::shared_ptr<Attempt>& attempt, net::HttpRe
   } else if (cancelled_) {
     record.error = ErrorClass::cancelled;
     record.message = "cancelled";
-  } else if (response.transport != net::TransportStatus::ok &&
-             !(attempt->decoder && response.transport == net::TransportStatus::connection_reset)) {
-    record.error = classify_transport(response.transport);
-    record.message = std::string(net::to_string(response.transport));
-    if (!response.transport_message.empty()) record.message += ": " + response.transport_message;
-  } else if (response.status >= 200 && response.status < 300) {
-    if (attempt->decoder) {
+  } else {
+    if (attempt->decoder && (response.transport == net::TransportStatus::ok ||
+                             response.transport == net::TransportStatus::connection_reset)) {
       attempt->decoder->finish([&](std::string_view text) {
         if (printer_ == nullptr || printer_ == attempt.get()) {
           record.printed_text = true;
@@ -231,31 +227,23 @@ void Call::complete_attempt(const std::shared_ptr<Attempt>& attempt, net::HttpRe
         }
       });
     }
+    // A streamed request collects a non-2xx body through on_body; a plain one gets it here.
+    const std::string& error_body = spec_.stream ? attempt->error_body : response.body;
     ReplyCheck check =
-        attempt->decoder
-            ? check_stream_reply(*protocol, attempt->decoder->state(), &spec_.validation)
-            : check_plain_reply(*protocol, response.body, &spec_.validation);
+        check_response(*protocol, response, headers, error_body,
+                       attempt->decoder ? &attempt->decoder->state() : nullptr, &spec_.validation);
     record.error = check.error;
     record.message = std::move(check.message);
     usage = check.usage;
     reply = std::move(check.reply);
-    if (check.provider_error) outcome.hint = server_hint(headers, *check.provider_error);
-  } else {
-    // A streamed request collects a non-2xx body through on_body; a plain one gets it here.
-    const std::string& body = spec_.stream ? attempt->error_body : response.body;
-    auto error = protocol->parse_error(response.status, body);
-    record.error = classify_http_error(response.status, error, headers);
-    record.message =
-        error.message.empty() ? "HTTP " + std::to_string(response.status) : error.message;
-    // A bad request stops the whole chain, and a gateway's own 400 (a header it wants is
-    // missing) looks like the provider's: show the body, so the user can tell who refused.
-    if (record.error == ErrorClass::bad_request && error.recognised) {
-      record.message += " (HTTP " + std::to_string(response.status) +
-                        " body: " + providers::body_excerpt(body, 300) + ")";
+    if (check.provider_error) {
+      outcome.hint = server_hint(headers, *check.provider_error);
+      if (response.status >= 400) {
+        outcome.should_retry = headers.should_retry;
+        outcome.request_exceeds_limit =
+            request_exceeds_rate_limit(response.status, *check.provider_error);
+      }
     }
-    outcome.should_retry = headers.should_retry;
-    outcome.request_exceeds_limit = request_exceeds_rate_limit(response.status, error);
-    outcome.hint = server_hint(headers, error);
   }
   record.message = redact(std::move(record.message), {target.api_key});
   settle_capacity(*attempt, response, headers, usage, record, outcome);

@@ -42,13 +42,11 @@ void complete(const Exchange& x, const net::HttpResponse& response,
   providers::RateLimitInfo headers;
   if (response.status != 0)
     headers = providers::parse_rate_limit_headers(response.headers, clock.wall_now());
-  std::vector<std::string> models;
-  bool list_parsed = false;
-  if (response.transport == net::TransportStatus::ok && response.status / 100 == 2 &&
-      x.lists_models) {
-    models = x.protocol->parse_models(response.body);
-    list_parsed = !models.empty();
-  }
+  const bool listed = x.lists_models && response.transport == net::TransportStatus::ok &&
+                      response.status / 100 == 2;
+  const std::vector<std::string> models =
+      listed ? x.protocol->parse_models(response.body) : std::vector<std::string>{};
+  const bool list_parsed = !models.empty();
   for (std::size_t i : x.probes) {
     ProbeResult& r = results[i];
     const ProbeTarget& probe = probes[i];
@@ -56,34 +54,24 @@ void complete(const Exchange& x, const net::HttpResponse& response,
     r.latency = latency;
     r.ratelimit = headers;
     if (response.status != 0) r.http_status = response.status;
-    if (response.transport != net::TransportStatus::ok) {
-      std::string why(net::to_string(response.transport));
-      if (!response.transport_message.empty()) why += ": " + response.transport_message;
-      settle(r, classify_transport(response.transport), why, options);
-    } else if (response.status / 100 != 2) {
-      auto error = x.protocol->parse_error(response.status, response.body);
-      std::string why =
-          error.message.empty() ? "HTTP " + std::to_string(response.status) : error.message;
+    if (!listed) {
+      // Everything but a model list is judged as a call's attempt would be.
+      ReplyCheck check = check_response(*x.protocol, response, headers, response.body,
+                                        /*stream=*/nullptr, /*rules=*/nullptr);
       if (x.lists_models && response.status == 404 && !r.model.empty()) {
-        why = "the model list answered 404 (" + why + "); try --probe chat";
+        check.message = "the model list answered 404 (" + check.message + "); try --probe chat";
       }
-      settle(r, classify_http_error(response.status, error, headers), why, options);
-    } else if (x.lists_models) {
-      if (!list_parsed) {
-        settle(r, ErrorClass::invalid_response, "the model list is empty or does not parse",
-               options);
-      } else if (r.model.empty() ||
-                 std::find(models.begin(), models.end(), r.model) != models.end()) {
-        settle(r, ErrorClass::none, "", options);
-        if (r.model.empty() && r.status == HealthStatus::ok)
-          r.message = listed_message(models.size(), r.provider);
-      } else {
-        settle(r, ErrorClass::not_found,
-               r.model + " is not among the " + listed_message(models.size(), r.provider), options);
-      }
-    } else {
-      ReplyCheck check = check_plain_reply(*x.protocol, response.body, nullptr);
       settle(r, check.error, std::move(check.message), options);
+    } else if (!list_parsed) {
+      settle(r, ErrorClass::invalid_response, "the model list is empty or does not parse", options);
+    } else if (r.model.empty() ||
+               std::find(models.begin(), models.end(), r.model) != models.end()) {
+      settle(r, ErrorClass::none, "", options);
+      if (r.model.empty() && r.status == HealthStatus::ok)
+        r.message = listed_message(models.size(), r.provider);
+    } else {
+      settle(r, ErrorClass::not_found,
+             r.model + " is not among the " + listed_message(models.size(), r.provider), options);
     }
     r.message = redact(std::move(r.message), {probe.target.api_key});
   }

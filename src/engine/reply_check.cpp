@@ -48,6 +48,35 @@ ReplyCheck check_answer(const providers::Protocol& protocol, providers::ChatRepl
 
 }  // namespace
 
+ReplyCheck check_response(const providers::Protocol& protocol, const net::HttpResponse& response,
+                          const providers::RateLimitInfo& headers, std::string_view error_body,
+                          const providers::StreamState* stream, const ValidationRules* rules) {
+  const bool reply_2xx = response.status >= 200 && response.status < 300;
+  const bool stream_reset =
+      stream && reply_2xx && response.transport == net::TransportStatus::connection_reset;
+  if (response.transport != net::TransportStatus::ok && !stream_reset) {
+    std::string why(net::to_string(response.transport));
+    if (!response.transport_message.empty()) why += ": " + response.transport_message;
+    return failed(classify_transport(response.transport), std::move(why));
+  }
+  if (reply_2xx) {
+    return stream ? check_stream_reply(protocol, *stream, rules)
+                  : check_plain_reply(protocol, response.body, rules);
+  }
+  providers::ProviderError error = protocol.parse_error(response.status, error_body);
+  ReplyCheck check =
+      failed(classify_http_error(response.status, error, headers),
+             error.message.empty() ? "HTTP " + std::to_string(response.status) : error.message);
+  // A bad request stops the whole chain, and a gateway's own 400 (a header it wants is
+  // missing) looks like the provider's: show the body, so the user can tell who refused.
+  if (check.error == ErrorClass::bad_request && error.recognised) {
+    check.message += " (HTTP " + std::to_string(response.status) +
+                     " body: " + providers::body_excerpt(error_body, 300) + ")";
+  }
+  check.provider_error = std::move(error);
+  return check;
+}
+
 ReplyCheck check_plain_reply(const providers::Protocol& protocol, std::string_view body,
                              const ValidationRules* rules) {
   providers::ReplyResult parsed = protocol.parse_reply(body);

@@ -290,3 +290,48 @@ TEST_CASE("one class for an error, wherever it arrives", "[finish][errors]") {
     CHECK(engine::check_stream_reply(p, streamed.state, &rules).error == row.expected);
   }
 }
+
+TEST_CASE("check_response: transport, error replies and 2xx, one way for calls and probes",
+          "[finish]") {
+  const auto& openai = protocol("openai");
+  net::HttpResponse refused;
+  refused.transport = net::TransportStatus::connect_failed;
+  CHECK(engine::check_response(openai, refused, {}, "", nullptr, nullptr).error ==
+        ErrorClass::connection);
+
+  net::HttpResponse busy;
+  busy.status = 503;
+  const std::string busy_body = R"({"error":{"message":"busy","type":"server_error"}})";
+  auto check = engine::check_response(openai, busy, {}, busy_body, nullptr, nullptr);
+  CHECK(check.error == ErrorClass::overloaded);
+  CHECK(check.message == "busy");
+  REQUIRE(check.provider_error);
+
+  // A bad request stops the chain: its message shows the body, to tell a gateway's own 400.
+  net::HttpResponse bad;
+  bad.status = 400;
+  const std::string bad_body =
+      R"({"error":{"message":"x-gateway-key header missing","type":"invalid_request_error"}})";
+  check = engine::check_response(openai, bad, {}, bad_body, nullptr, nullptr);
+  CHECK(check.error == ErrorClass::bad_request);
+  CHECK_THAT(check.message, Catch::StartsWith("x-gateway-key header missing (HTTP 400 body: {"));
+
+  net::HttpResponse ok;
+  ok.status = 200;
+  ok.body = R"({"choices":[{"index":0,"message":{"content":"hi"},"finish_reason":"stop"}]})";
+  CHECK(engine::check_response(openai, ok, {}, "", nullptr, nullptr).reply);
+
+  // A stream reset after its end marker said all it had to say; one reset before it did not.
+  net::HttpResponse reset;
+  reset.status = 200;
+  reset.transport = net::TransportStatus::connection_reset;
+  providers::StreamState whole;
+  whole.complete = true;
+  whole.reply.content = "hi";
+  whole.reply.finish_reason = "stop";
+  CHECK(engine::check_response(openai, reset, {}, "", &whole, nullptr).reply);
+  providers::StreamState cut = whole;
+  cut.complete = false;
+  CHECK(engine::check_response(openai, reset, {}, "", &cut, nullptr).error ==
+        ErrorClass::invalid_response);
+}
