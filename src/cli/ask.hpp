@@ -1,5 +1,5 @@
 #pragma once
-// `detour ask`: one prompt, one answer (DESIGN.md section 1).
+// `detour ask`: one prompt, one answer (README, "detour ask").
 #include <optional>
 #include <string>
 #include <vector>
@@ -45,7 +45,7 @@ int run_ask(const GlobalOptions& global, const AskOptions& options);
 // Throws UsageError naming the flag.
 nlohmann::json parse_extra_params(const std::vector<std::string>& params);
 
-// The --json object of DESIGN.md section 1.
+// The --json object (README, "detour ask").
 nlohmann::ordered_json result_to_json(const engine::CallResult& result, const config::Chain& chain);
 
 }  // namespace detour::cli

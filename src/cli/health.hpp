@@ -1,5 +1,5 @@
 #pragma once
-// `detour health`: probe providers and targets, for people and CI (DESIGN.md section 1).
+// `detour health`: probe providers and targets, for people and CI (README, "detour health").
 #include <chrono>
 #include <string>
 #include <vector>

@@ -1,6 +1,6 @@
 #pragma once
-// `detour limits`: what the engine knows right now, from the shared state (DESIGN.md
-// section 1). No network call.
+// `detour limits`: what the engine knows right now, from the shared state (README, "detour
+// limits"). No network call.
 #include <string>
 #include <vector>
 

@@ -1,6 +1,6 @@
-// The TOML config file (DESIGN.md section 2): parsing and validation with positions. Typos must
-// never be silent, so every table has a closed set of keys and every error names source:line:column
-// and the dotted key path.
+// The TOML config file (docs/architecture.md, "Configuration"): parsing and validation with
+// positions. Typos must never be silent, so every table has a closed set of keys and every error
+// names source:line:column and the dotted key path.
 #include "config/config.hpp"
 
 #include <algorithm>

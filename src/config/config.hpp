@@ -1,6 +1,6 @@
 #pragma once
-// Configuration: TOML file (DESIGN.md section 2), zero-config from *_API_KEY variables,
-// DETOUR_* environment overrides, and resolution of -m names into target chains.
+// Configuration (docs/architecture.md, "Configuration"): TOML file, zero-config from *_API_KEY
+// variables, DETOUR_* environment overrides, and resolution of -m names into target chains.
 #include <functional>
 #include <map>
 #include <optional>
@@ -30,7 +30,8 @@ struct ModelConfig {
   std::optional<double> input_cost;   // USD per million tokens
   std::optional<double> output_cost;  // USD per million tokens
   std::optional<int> tier;
-  // The model's own limits, on top of its provider's (DESIGN.md 3.3); learned when absent.
+  // The model's own limits, on top of its provider's (docs/architecture.md, "The limiter"); learned
+  // when absent.
   std::optional<int64_t> rpm, tpm, burst, concurrency;
 };
 
@@ -43,7 +44,7 @@ struct RouteConfig {
   bool next_on_content_filter = false;  // on_content_filter = "next": move on instead of stopping
 };
 
-// [breaker]: the per-target circuit breaker of DESIGN.md 3.4.
+// [breaker]: the per-target circuit breaker (docs/architecture.md, "Circuit breakers").
 struct BreakerSettings {
   int consecutive_failures = 3;
   double failure_rate = 0.5;

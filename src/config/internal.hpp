@@ -12,7 +12,7 @@ namespace detour::config::detail {
 // More retries than this is a typo or a retry storm; the deadline bounds the call anyway.
 inline constexpr int kMaxRetries = 100;
 
-// A provider detour knows without a file (DESIGN.md section 2, zero-config).
+// A provider detour knows without a file (README, "Configuration": zero-config).
 struct KnownProvider {
   std::string_view name;
   std::string_view protocol;

@@ -1,4 +1,4 @@
-// Finding and reading the config file (DESIGN.md sections 1 and 2).
+// Finding and reading the config file (docs/architecture.md, "Configuration").
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>

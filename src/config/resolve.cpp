@@ -1,5 +1,5 @@
-// Turns -m names (routes, provider/model, bare model names, "a,b" lists) into the ordered
-// chain of targets the engine walks (DESIGN.md sections 1 and 2).
+// Turns -m names (routes, provider/model, bare model names, "a,b" lists) into the ordered chain of
+// targets the engine walks (docs/architecture.md, "Configuration").
 #include <cctype>
 #include <set>
 

@@ -1,5 +1,5 @@
-// Zero-config providers from *_API_KEY variables, *_BASE_URL moves, and the DETOUR_*
-// environment overrides of [defaults] (DESIGN.md section 2).
+// Zero-config providers from *_API_KEY variables, *_BASE_URL moves, and the DETOUR_* environment
+// overrides of [defaults] (docs/architecture.md, "Configuration").
 #include <cctype>
 #include <charconv>
 #include <cstdlib>

@@ -1,6 +1,6 @@
 #pragma once
-// Errors that end a command. Each carries the exit code of DESIGN.md section 1; main() turns
-// them into "detour: error: <what>: <why>" on stderr and that exit code.
+// Errors that end a command. Each carries its exit code (README, "Exit codes"); main() turns them
+// into "detour: error: <what>: <why>" on stderr and that exit code.
 #include <stdexcept>
 #include <string>
 

@@ -9,8 +9,9 @@ HealthEffect health_effect(ErrorClass c) {
     case ErrorClass::none:
       return HealthEffect::success;
     // The target is failing to serve well-formed requests: that is what a breaker is for.
-    // Validation failures (3.6) count too: a target that keeps answering 200 with empty,
-    // refused, malformed or cut-short content is as useless as one answering 500.
+    // Validation failures (docs/architecture.md, "Checking a reply") count too: a target that
+    // keeps answering 200 with empty, refused, malformed or cut-short content is as useless as
+    // one answering 500.
     case ErrorClass::overloaded:
     case ErrorClass::server_error:
     case ErrorClass::timeout:
@@ -21,11 +22,12 @@ HealthEffect health_effect(ErrorClass c) {
     case ErrorClass::schema_mismatch:
     case ErrorClass::truncated:
       return HealthEffect::failure;
-    // A capacity signal, not a health one (3.4): the limiter learns from it, and opening the
-    // circuit on it would take a healthy target out of rotation exactly when load spills over.
+    // A capacity signal, not a health one (docs/architecture.md, "Circuit breakers"): the
+    // limiter learns from it, and opening the circuit on it would take a healthy target out of
+    // rotation exactly when load spills over.
     case ErrorClass::rate_limited:
-    // The request itself is wrong (3.1: "stop"); it would fail on every target alike, so it
-    // says nothing about this one, and must not let one bad batch line trip every breaker.
+    // The request itself is wrong (its action is "stop"); it would fail on every target alike, so
+    // it says nothing about this one, and must not let one bad batch line trip every breaker.
     case ErrorClass::bad_request:
     case ErrorClass::context_length:
     case ErrorClass::content_filter:

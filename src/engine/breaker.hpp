@@ -1,7 +1,7 @@
 #pragma once
-// The per-target circuit breaker of DESIGN.md 3.4, as a pure state machine: no I/O and no clock
-// reads. Every call that depends on time takes `now`, so tests (and a future shared state store)
-// drive it with whatever times they like.
+// The per-target circuit breaker (docs/architecture.md, "Circuit breakers"), as a pure state
+// machine: no I/O and no clock reads. Every call that depends on time takes `now`, so tests (and a
+// future shared state store) drive it with whatever times they like.
 //
 //   closed --(N consecutive health failures | failure rate over the window)--> open
 //   closed --(quota_exhausted | auth)--> open for long_cooldown

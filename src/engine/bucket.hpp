@@ -1,6 +1,6 @@
 #pragma once
-// The rate-limit bucket maths (DESIGN.md 3.3), pure: times are wall-clock milliseconds passed
-// in, never read.
+// The rate-limit bucket maths (docs/architecture.md, "The limiter"), pure: times are wall-clock
+// milliseconds passed in, never read.
 //
 // The bucket is GCRA (the "generic cell rate algorithm"): a token bucket stored as one number,
 // its theoretical arrival time `tat` -- the moment the bucket will be full again. Each unit

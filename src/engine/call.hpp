@@ -1,7 +1,7 @@
 #pragma once
-// One logical call: a request walked along a chain of targets on the transport's event loop,
-// with the retry, failover, breaker, validation and hedging rules of DESIGN.md section 3.
-// A Call never blocks; it starts attempts and timers, reacts to their completion, and
+// One logical call: a request walked along a chain of targets on the transport's event loop, with
+// the retry, failover, breaker, validation and hedging rules (docs/architecture.md, "How a call
+// flows"). A Call never blocks; it starts attempts and timers, reacts to their completion, and
 // reports once.
 #include <chrono>
 #include <functional>
@@ -97,8 +97,8 @@ class CallObserver {
   virtual void on_decision(std::string_view /*what*/) {}
 };
 
-// The exit code for a failed call (DESIGN.md section 1): 130 cancelled, 4 when the request
-// itself was rejected, 5 when every target tried refused the key, else 1.
+// The exit code for a failed call (README, "Exit codes"): 130 cancelled, 4 when the request itself
+// was rejected, 5 when every target tried refused the key, else 1.
 int exit_code_for_failure(const CallResult& result);
 
 // Dollars for a reply, when the model's prices are known.

@@ -1,7 +1,7 @@
-// The limiter's part in a call (DESIGN.md 3.3 and 3.5): capacity is reserved before each
-// attempt is sent, a target without capacity is passed over while another has some, a wait
-// is taken when none has, and every reservation is settled (or given back) when its attempt
-// ends.
+// The limiter's part in a call (docs/architecture.md, "The limiter" and "Routing"): capacity is
+// reserved before each attempt is sent, a target without capacity is passed over while another has
+// some, a wait is taken when none has, and every reservation is settled (or given back) when its
+// attempt ends.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>

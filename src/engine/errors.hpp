@@ -1,5 +1,6 @@
 #pragma once
-// The error classes of DESIGN.md 3.1: every attempt ends in exactly one of them.
+// The error classes (docs/architecture.md, "Error classes and finish reasons"): every attempt ends
+// in exactly one of them.
 #include <optional>
 #include <string>
 #include <string_view>

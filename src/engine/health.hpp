@@ -1,8 +1,8 @@
 #pragma once
-// `detour health` (DESIGN.md section 1): probing targets and providers, what each probe's
-// outcome means, and the verdict for CI. The decisions (status, verdict) are pure; run_probes
-// sends the probes concurrently on the transport's event loop and records what they found in
-// the shared state, like any call.
+// `detour health` (docs/architecture.md, "Health probes"): probing targets and providers, what each
+// probe's outcome means, and the verdict for CI. The decisions (status, verdict) are pure;
+// run_probes sends the probes concurrently on the transport's event loop and records what they
+// found in the shared state, like any call.
 #include <map>
 #include <optional>
 #include <string>

@@ -1,7 +1,7 @@
 #pragma once
-// The proactive limiter (DESIGN.md 3.3): before an attempt is sent, it reserves capacity in
-// the provider's and the target's buckets (requests per minute, tokens per minute, requests
-// in flight); after it, the reply corrects the reservation and teaches the limits.
+// The proactive limiter (docs/architecture.md, "The limiter"): before an attempt is sent, it
+// reserves capacity in the provider's and the target's buckets (requests per minute, tokens per
+// minute, requests in flight); after it, the reply corrects the reservation and teaches the limits.
 //
 // All of a provider's limits live in ONE shared-state document, "limits:<provider>", so a
 // reservation across the provider's buckets and the target's is one atomic Store::update:

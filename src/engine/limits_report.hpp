@@ -1,8 +1,9 @@
 #pragma once
-// What `detour limits` reports (DESIGN.md section 1): per provider and per target, the
-// configured and learned limits, what remains now and when it resets, slots in flight, the
-// circuit, success rate, latency percentiles and the last error -- all read from the shared
-// state, with no network call. Built as JSON (the --json output); the table is drawn from it.
+// What `detour limits` reports (README, "detour limits"; docs/architecture.md, "detour limits"):
+// per provider and per target, the configured and learned limits, what remains now and when it
+// resets, slots in flight, the circuit, success rate, latency percentiles and the last error -- all
+// read from the shared state, with no network call. Built as JSON (the --json output); the table is
+// drawn from it.
 #include <chrono>
 #include <string>
 #include <vector>

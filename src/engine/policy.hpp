@@ -1,7 +1,8 @@
 #pragma once
-// What the engine does after a failed attempt (DESIGN.md 3.1 and 3.2), as data and one pure
-// function. The Call gathers the facts (class, headers, retries so far, time left, whether
-// another target is usable) and carries out the decision; nothing here reads a clock.
+// What the engine does after a failed attempt (docs/architecture.md, "Failure policy and retries";
+// README, "Retries, failover, routes and state"), as data and one pure function. The Call gathers
+// the facts (class, headers, retries so far, time left, whether another target is usable) and
+// carries out the decision; nothing here reads a clock.
 #include <optional>
 #include <string>
 #include <vector>
@@ -12,7 +13,7 @@
 
 namespace detour::engine {
 
-// The action column of the 3.1 table.
+// The "what detour does" column of the README's table of error classes.
 enum class Action {
   wait_or_move_on,          // rate_limited: wait a short hint, else move on now
   retry_then_move_on,       // overloaded, server_error: back off and retry a little

@@ -1,7 +1,8 @@
 #pragma once
-// Retry timing of DESIGN.md 3.2 as pure decision functions: backoff, the server's hint, whether
-// to wait or move on, and the per-provider retry budget. No I/O, no clock reads, no sleeps: time
-// is passed in, randomness comes from a caller-owned generator, so tests drive everything.
+// Retry timing (docs/architecture.md, "Failure policy and retries") as pure decision functions:
+// backoff, the server's hint, whether to wait or move on, and the per-provider retry budget. No
+// I/O, no clock reads, no sleeps: time is passed in, randomness comes from a caller-owned
+// generator, so tests drive everything.
 #include <optional>
 #include <random>
 #include <string>
@@ -88,11 +89,12 @@ class RetryBudget {
   double tokens_;
 };
 
-// Worth retrying, per DESIGN.md 3.1: rate_limited, overloaded, server_error, timeout,
-// connection, invalid_response. Note that "transient" is not "retry now on the same target":
-// timeout and connection move on at once and come back to this target only after the rest of
-// the chain has failed; rate_limited goes through decide_wait; invalid_response is retried once.
-// Everything else (quota, auth, request rejections, validation failures, cancelled, none) is not.
+// Worth retrying (docs/architecture.md, "Failure policy and retries"): rate_limited, overloaded,
+// server_error, timeout, connection, invalid_response. Note that "transient" is not "retry now on
+// the same target": timeout and connection move on at once and come back to this target only after
+// the rest of the chain has failed; rate_limited goes through decide_wait; invalid_response is
+// retried once. Everything else (quota, auth, request rejections, validation failures, cancelled,
+// none) is not.
 bool is_transient(ErrorClass c);
 
 }  // namespace detour::engine

@@ -1,8 +1,8 @@
 #pragma once
-// Routing strategies (DESIGN.md 3.5) as one pure function: the order in which a call tries the
-// targets of its chain. No I/O: what the engine has learned of each target is passed in, and
-// randomness comes from a caller-owned generator. Open circuits are not decided here; the call
-// skips them (recording `skipped_open`) wherever they land in the order.
+// Routing strategies (docs/architecture.md, "Routing") as one pure function: the order in which a
+// call tries the targets of its chain. No I/O: what the engine has learned of each target is passed
+// in, and randomness comes from a caller-owned generator. Open circuits are not decided here; the
+// call skips them (recording `skipped_open`) wherever they land in the order.
 #include <cstdint>
 #include <optional>
 #include <random>

@@ -1,5 +1,6 @@
 #pragma once
-// Response validation (DESIGN.md 3.6): an HTTP 200 is not yet a success. Pure functions.
+// Response validation (docs/architecture.md, "Checking a reply"): an HTTP 200 is not yet a success.
+// Pure functions.
 #include <memory>
 #include <optional>
 #include <string>

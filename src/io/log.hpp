@@ -1,5 +1,5 @@
 #pragma once
-// stderr lines for people (-v, -q, --log-format, colour rules of DESIGN.md section 1).
+// stderr lines for people (-v, -q, --log-format, colour rules: README, "Global options").
 #include <cstdio>
 #include <string>
 #include <string_view>

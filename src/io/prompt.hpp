@@ -1,5 +1,5 @@
 #pragma once
-// Where the prompt of `detour ask` comes from: words, -f files, piped stdin (DESIGN.md 1).
+// Where the prompt of `detour ask` comes from: words, -f files, piped stdin (README, "detour ask").
 #include <functional>
 #include <optional>
 #include <string>

@@ -1,9 +1,9 @@
 #pragma once
-// Shared state (DESIGN.md section 4): what one detour process learned, kept for the next one.
-// A Store is a small key -> JSON document map whose one write operation is an atomic
-// read-modify-write, so concurrent processes never lose each other's updates. What the
-// documents mean (circuit states, stats, retry budgets, later limiter buckets) is decided by
-// the engine (engine/target_state.*); stores only keep them.
+// Shared state (docs/architecture.md, "Shared state"): what one detour process learned, kept for
+// the next one. A Store is a small key -> JSON document map whose one write operation is an atomic
+// read-modify-write, so concurrent processes never lose each other's updates. What the documents
+// mean (circuit states, stats, retry budgets, later limiter buckets) is decided by the engine
+// (engine/target_state.*); stores only keep them.
 #include <functional>
 #include <memory>
 #include <optional>

@@ -1,9 +1,9 @@
-// The proactive limiter end to end (issue 4, DESIGN.md 3.3): real `detour ask` processes
-// against detour-mock over loopback, sharing one state file. Configured limits pace separate
-// processes, limits learned from the mock's OpenAI and Anthropic headers pace the next one, a
-// busy target is passed over, a request too large for a target is never sent to it, a wait
-// that does not fit the deadline fails fast, a 429's reset is honoured by the next process,
-// and a concurrency limit holds across processes.
+// The proactive limiter end to end (issue 4; docs/architecture.md, "The limiter"): real `detour
+// ask` processes against detour-mock over loopback, sharing one state file. Configured limits pace
+// separate processes, limits learned from the mock's OpenAI and Anthropic headers pace the next
+// one, a busy target is passed over, a request too large for a target is never sent to it, a wait
+// that does not fit the deadline fails fast, a 429's reset is honoured by the next process, and a
+// concurrency limit holds across processes.
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>

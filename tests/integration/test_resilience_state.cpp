@@ -1,6 +1,6 @@
-// What one detour process learns and the next one knows (issue 3, DESIGN.md section 4): circuit
-// breakers across processes through a shared state file, routes and tiers, and the state
-// file's failure modes, which must never fail a call.
+// What one detour process learns and the next one knows (issue 3; docs/architecture.md, "Shared
+// state"): circuit breakers across processes through a shared state file, routes and tiers, and the
+// state file's failure modes, which must never fail a call.
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>

@@ -1,7 +1,7 @@
-// The circuit breaker of DESIGN.md 3.4, scenario by scenario: each row is a sequence of recorded
-// outcomes, allow() calls and expectations at given times (seconds after an arbitrary start).
-// Every row runs twice: on one breaker, and through a snapshot/restore round trip before every
-// step, which must not change any answer.
+// The circuit breaker (docs/architecture.md, "Circuit breakers"), scenario by scenario: each row is
+// a sequence of recorded outcomes, allow() calls and expectations at given times (seconds after an
+// arbitrary start). Every row runs twice: on one breaker, and through a snapshot/restore round trip
+// before every step, which must not change any answer.
 #include <catch2/catch.hpp>
 
 #include <optional>

@@ -1,5 +1,6 @@
-// The failure policy of DESIGN.md 3.1/3.2, row by row: what each class does, how the server's
-// hints, x-should-retry, retries, the budget and the deadline change it.
+// The failure policy (docs/architecture.md, "Failure policy and retries"), row by row: what each
+// class does, how the server's hints, x-should-retry, retries, the budget and the deadline change
+// it.
 #include <catch2/catch.hpp>
 
 #include "engine/policy.hpp"

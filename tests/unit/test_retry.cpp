@@ -1,5 +1,5 @@
-// Retry timing (DESIGN.md 3.2), row by row: backoff bounds, which server hint wins, wait or move
-// on, the retry budget, and which error classes are transient.
+// Retry timing (docs/architecture.md, "Failure policy and retries"), row by row: backoff bounds,
+// which server hint wins, wait or move on, the retry budget, and which error classes are transient.
 #include <catch2/catch.hpp>
 
 #include <climits>

@@ -1,6 +1,6 @@
-// Routing strategies (DESIGN.md 3.5): the order each strategy tries a chain's targets in, row by
-// row, then health-aware demotion under every strategy, the weighted draw's statistics and the
-// round-robin rotation.
+// Routing strategies (docs/architecture.md, "Routing"): the order each strategy tries a chain's
+// targets in, row by row, then health-aware demotion under every strategy, the weighted draw's
+// statistics and the round-robin rotation.
 #include <catch2/catch.hpp>
 
 #include <cstdint>

@@ -1,6 +1,6 @@
-// Response validation (DESIGN.md 3.6), row by row: refusal phrases, JSON extraction, the order
-// in which validate_reply applies its rules, the schema validator's messages, and the exact
-// replies detour-mock sends for its refusal, empty and wrong_schema faults.
+// Response validation (docs/architecture.md, "Checking a reply"), row by row: refusal phrases, JSON
+// extraction, the order in which validate_reply applies its rules, the schema validator's messages,
+// and the exact replies detour-mock sends for its refusal, empty and wrong_schema faults.
 #include <catch2/catch.hpp>
 
 #include <fstream>
