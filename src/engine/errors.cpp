@@ -101,7 +101,8 @@ constexpr std::array kTypeRules = {
 // report running out of money in words under generic types (Anthropic: a 400
 // invalid_request_error "Your credit balance is too low to access the Anthropic API";
 // DeepSeek: 402 "Insufficient Balance"; OpenRouter: 402 "Insufficient credits", and a 429
-// "Rate limit exceeded: free-models-per-day", a daily cap). Matched lower-cased.
+// "Rate limit exceeded: free-models-per-day", a daily cap), and Anthropic reports its output
+// filter the same way ("Output blocked by content filtering policy"). Matched lower-cased.
 struct MessageRule {
   std::string_view words;
   ErrorClass error_class;
@@ -111,6 +112,8 @@ constexpr std::array kMessageRules = {
     MessageRule{"insufficient balance", ErrorClass::quota_exhausted},
     MessageRule{"insufficient credits", ErrorClass::quota_exhausted},
     MessageRule{"free-models-per-day", ErrorClass::quota_exhausted},
+    // Anthropic's 400 invalid_request_error when its filter stops the output.
+    MessageRule{"blocked by content filtering policy", ErrorClass::content_filter},
 };
 
 // The status an error object stands for when it did not come as an error reply (inside a

@@ -80,6 +80,10 @@ TEST_CASE("HTTP errors classify by provider body first, then status", "[errors]"
       {"openai", 429,
        R"({"error":{"message":"Rate limit exceeded: free-models-per-day. Add 10 credits to unlock 1000 free model requests per day","code":429,"metadata":{"headers":{"X-RateLimit-Limit":"50","X-RateLimit-Remaining":"0","X-RateLimit-Reset":"1741305600000"}}}})",
        ErrorClass::quota_exhausted},
+      // Anthropic's output filter: a 400 invalid_request_error named only by its words.
+      {"anthropic", 400,
+       R"({"type":"error","error":{"type":"invalid_request_error","message":"Output blocked by content filtering policy"}})",
+       ErrorClass::content_filter},
       // A plain 429 from OpenRouter still waits.
       {"openai", 429,
        R"({"error":{"message":"Rate limit exceeded: limit_rpm/google/gemini","code":429}})",
