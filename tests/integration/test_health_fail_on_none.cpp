@@ -17,11 +17,11 @@ using nlohmann::json;
 namespace {
 
 struct DownWorld {
-  MockServer mock{json::object(), {"--api-key", "sk-the-right-key-0123456789"}};
+  MockServer mock;
   TempDir dir;
   std::string config;
 
-  DownWorld() {
+  DownWorld() : mock(json::object(), {"--api-key", "sk-the-right-key-0123456789"}) {
     const std::string dead = "http://127.0.0.1:" + std::to_string(detour::testing::free_port());
     config =
         dir.write("config.toml", "[providers.dead]\nprotocol = \"openai\"\nbase_url = \"" + dead +

@@ -66,6 +66,8 @@ TEST_CASE("retry budget: a hedge spends from it like a retry", "[retry][call]") 
   spec.retries = 2;  // the default: retries are allowed, and a hedge must still pay
   spec.hedge = true;
   spec.hedge_after = Millis(500);
+  spec.timeout = Millis(10'000);  // `a` is slow, not failing: it must not time out instead
+  spec.deadline = Millis(20'000);
 
   SECTION("a hedge that goes out costs one token; its success refunds 0.1") {
     auto result = f.run(transport, clock, spec, rec);
