@@ -39,7 +39,7 @@ const char* kFileDefaults =
 
 }  // namespace
 
-TEST_CASE("env precedence: DETOUR_MODEL beats the file, -m beats DETOUR_MODEL", "[env]") {
+TEST_CASE("env precedence: DETOUR_MODEL beats the file; -m beats DETOUR_MODEL", "[env]") {
   Env env;
   env.config = env.dir.write("config.toml", kFileDefaults + providers_toml(env.mock));
   CHECK(parse_json(env.ask({"--json", "hi"}))["model"] == "from-file");
@@ -48,7 +48,7 @@ TEST_CASE("env precedence: DETOUR_MODEL beats the file, -m beats DETOUR_MODEL", 
   CHECK(parse_json(env.ask({"--json", "-m", "oa/from-flag", "hi"}, o))["model"] == "from-flag");
 }
 
-TEST_CASE("env precedence: DETOUR_CONFIG is read, and -c beats it", "[env]") {
+TEST_CASE("env precedence: DETOUR_CONFIG is read; and -c beats it", "[env]") {
   Env env;
   const std::string from_env = env.dir.write(
       "env.toml", "[defaults]\nmodel = \"oa/config-env\"\n\n" + providers_toml(env.mock));
@@ -64,7 +64,7 @@ TEST_CASE("env precedence: DETOUR_CONFIG is read, and -c beats it", "[env]") {
   CHECK(parse_json(r)["model"] == "config-flag");
 }
 
-TEST_CASE("env precedence: DETOUR_TIMEOUT and DETOUR_DEADLINE beat the file, flags beat them",
+TEST_CASE("env precedence: DETOUR_TIMEOUT and DETOUR_DEADLINE beat the file; flags beat them",
           "[env]") {
   // `slow` answers after 1 s: too slow for the variables' 150ms, in time for the flags' 30s.
   Env env(json{{"models", {{"slow", {{"latency_ms", 1000}}}}}});
@@ -86,7 +86,7 @@ TEST_CASE("env precedence: DETOUR_TIMEOUT and DETOUR_DEADLINE beat the file, fla
   }
 }
 
-TEST_CASE("env precedence: DETOUR_RETRIES beats the file, --retries beats it", "[env]") {
+TEST_CASE("env precedence: DETOUR_RETRIES beats the file; --retries beats it", "[env]") {
   const json flaky_once = {{"models", {{"flaky", {{"fault", "server_error"}, {"times", 1}}}}}};
   Env env(flaky_once);
   env.config = env.dir.write("config.toml", kFileDefaults + providers_toml(env.mock));
@@ -106,7 +106,7 @@ TEST_CASE("env precedence: DETOUR_RETRIES beats the file, --retries beats it", "
   CHECK(env.requests("flaky") == 2);
 }
 
-TEST_CASE("env precedence: DETOUR_STATE beats the file, --state beats it", "[env]") {
+TEST_CASE("env precedence: DETOUR_STATE beats the file; --state beats it", "[env]") {
   Env env;
   env.config = env.dir.write("config.toml", kFileDefaults + providers_toml(env.mock));
   const std::string env_db = env.dir.file("env.db");
