@@ -159,8 +159,10 @@ TEST_CASE("limits e2e: limits learned from Anthropic headers pace the next proce
   CHECK(first["attempts"][0]["waited_ms"] == 0);
   json second = env.ask_json({"-m", "m/claude-x", "hi"});
   REQUIRE(second["attempts"].size() == 1);
-  CHECK(second["attempts"][0]["waited_ms"].get<std::int64_t>() >= 800);
-  CHECK(second["attempts"][0]["waited_ms"].get<std::int64_t>() <= 1200);
+  // How long it waits depends on how long it took to start (slower under sanitizers): the
+  // gap between the arrivals below is what the limit guarantees.
+  CHECK(second["attempts"][0]["waited_ms"].get<std::int64_t>() > 0);
+  CHECK(second["attempts"][0]["waited_ms"].get<std::int64_t>() <= 1500);
   auto stats = env.mock.stats();
   CHECK(stats["rate_limited"] == 0);
   CHECK(stats["requests"] == 2);
@@ -253,7 +255,8 @@ TEST_CASE("limits e2e: a 429's retry-after teaches the limiter of the next proce
     json next = env.ask_json({"-m", "m/x", "hi"});
     REQUIRE(next["attempts"].size() == 1);
     CHECK(next["attempts"][0]["status"] == 200);
-    CHECK(next["attempts"][0]["waited_ms"].get<std::int64_t>() >= 1500);
+    // Less than the hint by however long the process took to start; the arrivals show the gap.
+    CHECK(next["attempts"][0]["waited_ms"].get<std::int64_t>() > 0);
     auto t = env.arrivals();
     REQUIRE(t.size() == 2);
     CHECK(t[1] - t[0] >= 1800);
