@@ -1,6 +1,7 @@
 #include "harness.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pty.h>
@@ -8,6 +9,7 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -70,7 +72,7 @@ void make_pipe(int fds[2]) {
 
 // Everything the child does between fork and exec: only async-signal-safe calls.
 [[noreturn]] void exec_child(char* const* argv, char* const* envp, int in, int out, int err,
-                             int ctty, const char* cwd) {
+                             int ctty, const char* cwd, int uid, int gid) {
   setsid();  // own session and process group: a timeout kills the whole group
   if (ctty >= 0) ioctl(ctty, TIOCSCTTY, 0);
   dup2(in, 0);
@@ -81,6 +83,16 @@ void make_pipe(int fds[2]) {
     const char msg[] = "harness: chdir failed\n";
     (void)!write(2, msg, sizeof msg - 1);
     _exit(127);
+  }
+  // After chdir (the test's directory may be closed to the new user); group before user, as
+  // a process that is no longer root cannot change its group.
+  if (uid >= 0) {
+    const gid_t group = static_cast<gid_t>(gid >= 0 ? gid : uid);
+    if (setgroups(0, nullptr) != 0 || setgid(group) != 0 || setuid(static_cast<uid_t>(uid)) != 0) {
+      const char msg[] = "harness: cannot drop privileges\n";
+      (void)!write(2, msg, sizeof msg - 1);
+      _exit(127);
+    }
   }
   // The test process ignores SIGPIPE; the program under test must start with defaults.
   struct sigaction dfl {};
@@ -167,22 +179,81 @@ void drain(int& fd, std::string& out) {
   }
 }
 
+// A test's condition for sending the signal; one that throws (the mock it asks is gone) is
+// not met yet, so the child still ends, by the timeout at worst, and is never left running.
+bool signal_due(const std::function<bool()>& condition) {
+  try {
+    return condition();
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 struct IgnoreSigpipe {
   IgnoreSigpipe() { signal(SIGPIPE, SIG_IGN); }
 };
 
+// Whether a user other than the owner can run `path`: the file and every directory above it
+// open to others.
+bool others_can_run(const std::filesystem::path& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || (st.st_mode & S_IXOTH) == 0) return false;
+  for (auto dir = path.parent_path(); !dir.empty(); dir = dir.parent_path()) {
+    if (::stat(dir.c_str(), &st) != 0 || (st.st_mode & S_IXOTH) == 0) return false;
+    if (dir == dir.root_path()) break;
+  }
+  return true;
+}
+
+// Copies of programs for unprivileged children, made once per program and removed at exit.
+struct SharedCopies {
+  std::map<std::string, std::string> copies;
+  std::vector<std::string> dirs;
+  ~SharedCopies() {
+    std::error_code ec;
+    for (const auto& d : dirs)
+      std::filesystem::remove_all(d, ec);
+  }
+};
+
+// `program` as an unprivileged child can run it: itself when it can, else a copy in a temporary
+// directory open to all (a build tree under a private home, as a CI checkout may be, is not).
+std::string runnable_by_others(const std::string& program) {
+  if (program.find('/') == std::string::npos || others_can_run(program)) return program;
+  static SharedCopies shared;
+  auto& copy = shared.copies[program];
+  if (!copy.empty()) return copy;
+  std::string dir = make_temp_dir();
+  shared.dirs.push_back(dir);
+  ::chmod(dir.c_str(), 0755);
+  copy = dir + "/" + std::filesystem::path(program).filename().string();
+  std::filesystem::copy_file(program, copy);
+  ::chmod(copy.c_str(), 0755);
+  return copy;
+}
+
 }  // namespace
+
+bool drops_privileges(const RunOptions& opts) {
+  return opts.run_as_uid >= 0 && geteuid() == 0;
+}
 
 RunResult run(const std::vector<std::string>& argv, const RunOptions& opts) {
   static IgnoreSigpipe ignore_sigpipe;  // a child that exits early must not kill the tests
   if (argv.empty()) throw std::invalid_argument("harness: run() needs a program");
+  const bool drop = drops_privileges(opts);
+  const int uid = drop ? opts.run_as_uid : -1;
+  const int gid = drop ? (opts.run_as_gid >= 0 ? opts.run_as_gid : opts.run_as_uid) : -1;
   std::optional<TempDir> own_home;
   std::string home = opts.home;
   if (home.empty()) {
     own_home.emplace();
     home = own_home->path();
+    if (drop && chown(home.c_str(), static_cast<uid_t>(uid), static_cast<gid_t>(gid)) != 0)
+      fail("chown " + home);
   }
   std::vector<std::string> args = argv;
+  if (drop) args[0] = runnable_by_others(args[0]);
   std::vector<std::string> env = child_env(opts, home);
   auto c_args = c_strings(args);
   auto c_env = c_strings(env);
@@ -204,7 +275,7 @@ RunResult run(const std::vector<std::string>& argv, const RunOptions& opts) {
   if (pid < 0) fail("fork");
   if (pid == 0)
     exec_child(c_args.data(), c_env.data(), in[0], out[1], err[1], ctty,
-               opts.cwd.empty() ? nullptr : opts.cwd.c_str());
+               opts.cwd.empty() ? nullptr : opts.cwd.c_str(), uid, gid);
   close(in[0]);
   close(out[1]);
   close(err[1]);
@@ -232,7 +303,8 @@ RunResult run(const std::vector<std::string>& argv, const RunOptions& opts) {
       break;
     }
     if (!signalled) {
-      bool due = opts.signal_when_output.empty()
+      bool due = opts.signal_when ? signal_due(opts.signal_when)
+                 : opts.signal_when_output.empty()
                      ? now - start >= opts.signal_after
                      : result.out.find(opts.signal_when_output) != std::string::npos ||
                            result.err.find(opts.signal_when_output) != std::string::npos;

@@ -17,6 +17,7 @@
 // Everything here throws std::runtime_error when the harness itself cannot work (fork fails,
 // the mock does not start); a test's own expectations are left to Catch2.
 #include <chrono>
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -58,12 +59,29 @@ struct RunOptions {
   // Working directory of the child; empty: the test process's.
   std::string cwd;
   // Send `send_signal` (e.g. SIGINT) to the child's process group, as a terminal's Ctrl-C
-  // would, once `signal_when_output` appears in its stdout or stderr, or, when that is empty,
-  // `signal_after` after the start. 0: never.
+  // would, once `signal_when` returns true (asked about every 20 ms while the child runs, e.g.
+  // "has the mock received the request?"), else once `signal_when_output` appears in its
+  // stdout or stderr, or, when both are empty, `signal_after` after the start. 0: never.
   int send_signal = 0;
+  std::function<bool()> signal_when;
   std::string signal_when_output;
   std::chrono::milliseconds signal_after{0};
+  // When the test process is root (as in CI), run the child as this user and group instead
+  // (setgroups, setgid, setuid between fork and exec), since root ignores permission bits and
+  // a test of a read-only file would test nothing. -1: unchanged. Ignored when not root: the
+  // child is then unprivileged already. The HOME made for the run (when `home` is empty) is
+  // given to that user; anything else the child needs (config, state directory, cwd) the test
+  // must make accessible to it.
+  int run_as_uid = -1;
+  int run_as_gid = -1;
 };
+
+// The conventional unprivileged user and group (`nobody`, `nogroup`) for run_as_uid/gid.
+inline constexpr int kNobody = 65534;
+
+// Whether run() really changes the child's user for `opts` (the test process is root and
+// run_as_uid is set).
+bool drops_privileges(const RunOptions& opts);
 
 // Runs argv[0] (a path, or a name looked up in PATH) with argv, waits for it to exit and
 // returns what it wrote. stdout and stderr are read concurrently, so neither can block it.

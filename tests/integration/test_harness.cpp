@@ -135,3 +135,26 @@ TEST_CASE("TempDir and free_port", "[mock][harness]") {
   CHECK_FALSE(res);
   CHECK(res.error() == httplib::Error::Connection);
 }
+
+TEST_CASE("run: run_as_uid runs the child unprivileged when the tests run as root", "[harness]") {
+  RunOptions opts;
+  opts.run_as_uid = kNobody;
+  opts.run_as_gid = kNobody;
+  auto r = run({"sh", "-c", "id -u; id -g; id -G; touch \"$HOME/x\" && echo home-writable"}, opts);
+  INFO(r.err);
+  CHECK(r.exit_code == 0);
+  if (drops_privileges(opts)) {
+    CHECK(r.out == "65534\n65534\n65534\nhome-writable\n");  // no supplementary groups either
+    // A program in a directory closed to that user (a build tree under /root) still runs.
+    TempDir closed;  // 0700, root's
+    const std::string copy = closed.file("detour");
+    std::filesystem::copy_file(detour_bin(), copy);
+    auto version = run({copy, "--version"}, opts);
+    INFO(version.err);
+    CHECK(version.exit_code == 0);
+    CHECK_THAT(version.out, Catch::StartsWith("detour "));
+  } else {
+    CHECK(r.out != "0\n0\n0\nhome-writable\n");  // not root at all
+    CHECK_THAT(r.out, Catch::EndsWith("home-writable\n"));
+  }
+}

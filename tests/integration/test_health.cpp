@@ -223,7 +223,7 @@ TEST_CASE("health calls a usable answer slower than --slow degraded", "[health]"
     CHECK(slow[0]["status"] == "degraded");
     CHECK(slow[0]["latency_ms"] >= 400);
     CHECK_THAT(slow[0]["message"].get<std::string>(), Catch::Contains("slow"));
-    json fine = w.health_json({"m/mock-1", "--slow", "2s"}, 0);
+    json fine = w.health_json({"m/mock-1", "--slow", "5s"}, 0);
     CHECK(fine[0]["status"] == "ok");
   }
   SECTION("chat probe") {
@@ -236,13 +236,15 @@ TEST_CASE("health calls a usable answer slower than --slow degraded", "[health]"
 }
 
 TEST_CASE("health --timeout bounds each probe, and probes run concurrently", "[health]") {
-  json quick = {{"latency_ms", 400}};
-  World w(json{{"default", {{"latency_ms", 3000}}},
+  // Bounds with seconds of slack: 10 s answers against a 300ms timeout, and four 1.5 s answers
+  // that take 6 s one after the other.
+  json quick = {{"latency_ms", 1500}};
+  World w(json{{"default", {{"latency_ms", 10000}}},
                {"models", {{"c1", quick}, {"c2", quick}, {"c3", quick}, {"c4", quick}}}});
   auto start = std::chrono::steady_clock::now();
   json results =
       w.health_json({"m/mock-1", "m/mock-2", "--probe", "chat", "--timeout", "300ms"}, 1);
-  CHECK(seconds_since(start) < 1.5);  // not the 3 s answers
+  CHECK(seconds_since(start) < 5);  // not the 10 s answers
   for (const auto& r : results) {
     INFO(r.dump());
     CHECK(r["status"] == "down");
@@ -253,8 +255,8 @@ TEST_CASE("health --timeout bounds each probe, and probes run concurrently", "[h
   w.mock.reset_stats();
   start = std::chrono::steady_clock::now();
   results =
-      w.health_json({"m/c1", "m/c2", "m/c3", "m/c4", "--probe", "chat", "--timeout", "2s"}, 0);
-  CHECK(seconds_since(start) < 1.4);            // one after the other would take 1.6 s
+      w.health_json({"m/c1", "m/c2", "m/c3", "m/c4", "--probe", "chat", "--timeout", "8s"}, 0);
+  CHECK(seconds_since(start) < 4.5);            // one after the other would take 6 s
   CHECK(w.mock.stats()["max_in_flight"] >= 4);  // (+ the two timed-out ones, still sleeping)
   for (const auto& r : results)
     CHECK(r["status"] == "ok");

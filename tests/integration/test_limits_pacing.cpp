@@ -107,7 +107,7 @@ TEST_CASE("limits e2e: a configured rpm paces separate processes through the sha
     for (int i = 1; i < 4; ++i) {
       INFO("process " << i + 1);
       CHECK(waited[i] > 0);
-      CHECK(waited[i] <= 600);
+      CHECK(waited[i] <= 1000);  // one 500 ms slot at most, and a late timer
     }
     auto t = env.arrivals();
     REQUIRE(t.size() == 4);
@@ -118,7 +118,7 @@ TEST_CASE("limits e2e: a configured rpm paces separate processes through the sha
     CHECK(env.mock.stats()["rate_limited"] == 0);
   }
   SECTION("with memory state each process knows nothing of the others: no pacing") {
-    Env env(json::object(), paced);
+    Env env(json::object(), "rpm = 20\nburst = 1\n");  // paced: one request every 3 s
     env.state = "memory";
     for (int i = 0; i < 4; ++i) {
       json j = env.ask_json({"-m", "m/x", "hi"});
@@ -126,7 +126,7 @@ TEST_CASE("limits e2e: a configured rpm paces separate processes through the sha
     }
     auto t = env.arrivals();
     REQUIRE(t.size() == 4);
-    CHECK(t[3] - t[0] < 1200);  // paced, three gaps of 500 ms would take 1500
+    CHECK(t[3] - t[0] < 5000);  // paced, three gaps of 3 s would take 9 s
   }
 }
 
@@ -159,8 +159,10 @@ TEST_CASE("limits e2e: limits learned from Anthropic headers pace the next proce
   CHECK(first["attempts"][0]["waited_ms"] == 0);
   json second = env.ask_json({"-m", "m/claude-x", "hi"});
   REQUIRE(second["attempts"].size() == 1);
-  CHECK(second["attempts"][0]["waited_ms"].get<std::int64_t>() >= 800);
-  CHECK(second["attempts"][0]["waited_ms"].get<std::int64_t>() <= 1200);
+  // How long it waits depends on how long it took to start (slower under sanitizers): the
+  // gap between the arrivals below is what the limit guarantees.
+  CHECK(second["attempts"][0]["waited_ms"].get<std::int64_t>() > 0);
+  CHECK(second["attempts"][0]["waited_ms"].get<std::int64_t>() <= 1500);
   auto stats = env.mock.stats();
   CHECK(stats["rate_limited"] == 0);
   CHECK(stats["requests"] == 2);
@@ -220,12 +222,12 @@ TEST_CASE("limits e2e: no capacity before the deadline fails fast as rate_limite
   Env env(json::object(), "rpm = 6\nburst = 1\n");  // one request every 10 s
   env.ask_json({"-m", "m/x", "hi"});
   const auto start = Clock::now();
-  json j = env.ask_json({"--deadline", "2s", "-m", "m/x", "hi"}, 1);
+  json j = env.ask_json({"--deadline", "8s", "-m", "m/x", "hi"}, 1);
   const auto elapsed = ms_since(start);
   CHECK(j["ok"] == false);
   CHECK(j["error"]["class"] == "rate_limited");
-  CHECK(j["latency_ms"].get<std::int64_t>() < 1000);  // it did not sit out the deadline
-  CHECK(elapsed < 2500);
+  CHECK(j["latency_ms"].get<std::int64_t>() < 4000);  // it did not sit out the deadline
+  CHECK(elapsed < 6000);
   REQUIRE(j["attempts"].size() == 1);
   CHECK(j["attempts"][0]["error"] == "skipped_budget");
   CHECK(env.mock.stats()["requests"] == 1);
@@ -242,7 +244,7 @@ TEST_CASE("limits e2e: a 429's retry-after teaches the limiter of the next proce
     CHECK(j["attempts"][0]["error"] == "rate_limited");
     CHECK(j["attempts"][1]["status"] == 200);
     CHECK(j["attempts"][1]["waited_ms"].get<std::int64_t>() >= 1900);
-    CHECK(j["attempts"][1]["waited_ms"].get<std::int64_t>() < 3000);  // once, not twice
+    CHECK(j["attempts"][1]["waited_ms"].get<std::int64_t>() < 3500);  // once, not twice
     CHECK(env.mock.stats()["rate_limited"] == 1);
   }
   SECTION("the next process waits until the reset instead of sending at once") {
@@ -253,11 +255,12 @@ TEST_CASE("limits e2e: a 429's retry-after teaches the limiter of the next proce
     json next = env.ask_json({"-m", "m/x", "hi"});
     REQUIRE(next["attempts"].size() == 1);
     CHECK(next["attempts"][0]["status"] == 200);
-    CHECK(next["attempts"][0]["waited_ms"].get<std::int64_t>() >= 1500);
+    // Less than the hint by however long the process took to start; the arrivals show the gap.
+    CHECK(next["attempts"][0]["waited_ms"].get<std::int64_t>() > 0);
     auto t = env.arrivals();
     REQUIRE(t.size() == 2);
     CHECK(t[1] - t[0] >= 1800);
-    CHECK(t[1] - t[0] < 3500);
+    CHECK(t[1] - t[0] < 6000);
     CHECK(env.mock.stats()["rate_limited"] == 1);
   }
 }

@@ -54,8 +54,9 @@ std::vector<std::string> tables_of(const std::string& path) {
 }
 
 // Asks oa/ok with the state at `url` and checks the call succeeded with exactly one warning.
-void check_one_warning_and_success(Env& env, const std::string& url, const std::string& says) {
-  RunResult r = env.ask({"--state", url, "-m", "oa/ok", "hi"});
+void check_one_warning_and_success(Env& env, const std::string& url, const std::string& says,
+                                   RunOptions options = {}) {
+  RunResult r = env.ask({"--state", url, "-m", "oa/ok", "hi"}, std::move(options));
   INFO(r.err);
   CHECK(r.exit_code == 0);
   CHECK(r.out == "mock reply to: hi\n");
@@ -63,6 +64,22 @@ void check_one_warning_and_success(Env& env, const std::string& url, const std::
   CHECK(count_lines(r.err, "continuing without shared state (memory)") == 1);
   CHECK_THAT(r.err, Catch::Contains(says));
   CHECK(count_lines(r.err, "detour: ") == 1);  // and nothing else
+}
+
+// Options that run detour as `nobody` when the tests run as root (as in CI), where permission
+// bits would stop nothing and a read-only test would pass without testing anything. The test
+// directory becomes traversable and readable (config.toml) and each of `owned` becomes that
+// user's, so that only the permissions a test then takes away are missing.
+RunOptions unprivileged(Env& env, const std::vector<std::string>& owned) {
+  RunOptions o;
+  o.run_as_uid = detour::testing::kNobody;
+  o.run_as_gid = detour::testing::kNobody;
+  if (!detour::testing::drops_privileges(o)) return o;
+  REQUIRE(::chmod(env.dir.path().c_str(), 0755) == 0);
+  REQUIRE(::chmod(env.config.c_str(), 0644) == 0);
+  for (const auto& path : owned)
+    REQUIRE(::chown(path.c_str(), detour::testing::kNobody, detour::testing::kNobody) == 0);
+  return o;
 }
 
 }  // namespace
@@ -286,15 +303,25 @@ TEST_CASE("a state file that cannot be written warns once and the call succeeds"
                                   "cannot open for writing");
   }
   SECTION("a read-only directory") {
-    if (::geteuid() == 0) {
-      WARN("running as root, where a read-only directory does not stop writes: skipped");
-      return;
-    }
     const std::string ro = env.dir.file("ro");
     REQUIRE(::mkdir(ro.c_str(), 0700) == 0);
+    RunOptions o = unprivileged(env, {ro});
     REQUIRE(::chmod(ro.c_str(), 0500) == 0);
-    check_one_warning_and_success(env, "sqlite://" + ro + "/s.db", "state file " + ro);
-    ::chmod(ro.c_str(), 0700);  // so that TempDir can remove it
+    check_one_warning_and_success(env, "sqlite://" + ro + "/s.db", "state file " + ro, o);
+    struct stat st {};
+    CHECK(::stat((ro + "/s.db").c_str(), &st) != 0);  // nothing was created there
+  }
+  SECTION("a read-only state file") {
+    const std::string rw = env.dir.file("rw");
+    REQUIRE(::mkdir(rw.c_str(), 0700) == 0);
+    RunOptions o = unprivileged(env, {rw});
+    const std::string path = rw + "/s.db";
+    // A real state file, made by the same user, then made read-only.
+    REQUIRE(env.ask({"--state", "sqlite://" + path, "-m", "oa/ok", "hi"}, o).exit_code == 0);
+    REQUIRE(::chmod(path.c_str(), 0400) == 0);
+    const std::string before = env.dir.read("rw/s.db");
+    check_one_warning_and_success(env, "sqlite://" + path, "state file " + path, o);
+    CHECK(env.dir.read("rw/s.db") == before);
   }
 }
 

@@ -10,7 +10,7 @@ TEST_CASE("many requests share one loop and reuse connections", "[transport]") {
   std::mutex mutex;
   std::set<int> ports;
   server->Get("/work", [&](const httplib::Request& req, httplib::Response& res) {
-    std::this_thread::sleep_for(50ms);
+    pause_unless_stopping(200ms);
     res.set_content("done " + req.get_param_value("i"), "text/plain");
   });
   server->Get("/port", [&](const httplib::Request& req, httplib::Response& res) {
@@ -35,8 +35,8 @@ TEST_CASE("many requests share one loop and reuse connections", "[transport]") {
       CHECK(responses[i]->transport == TransportStatus::ok);
       CHECK(responses[i]->body == "done " + std::to_string(i));
     }
-    // Run one at a time, 50 requests of 50 ms would take 2.5 s.
-    CHECK(since(started) < 1500ms);
+    // Run one at a time, 50 requests of 200 ms would take 10 s.
+    CHECK(since(started) < 5000ms);
   }
 
   SECTION(
@@ -136,8 +136,8 @@ TEST_CASE("cancel completes a request from the loop with cancelled", "[transport
     });
     const auto started = SteadyClock::now();
     transport->run();
-    CHECK(since(started) < 400ms);
-    cancel(id);  // finished: ignored
+    CHECK(since(started) < 2000ms);  // not the 3 s the answer takes
+    cancel(id);                      // finished: ignored
     cancel(987654);
   }
 
@@ -155,7 +155,11 @@ TEST_CASE("cancel completes a request from the loop with cancelled", "[transport
 
 TEST_CASE("stop() makes run() return", "[transport]") {
   TestServer server;
-  server->Get("/slow", serve_slow);
+  std::atomic<int> arrived{0};
+  server->Get("/slow", [&](const httplib::Request& req, httplib::Response& res) {
+    ++arrived;
+    serve_slow(req, res);
+  });
   server.start();
   auto transport = make_curl_transport();
   int completions = 0;
@@ -166,10 +170,11 @@ TEST_CASE("stop() makes run() return", "[transport]") {
     bool late = false;
     const Transport::Id far = transport->add_timer(10s, [] {});
     transport->add_timer(20ms, [&] { transport->stop(); });
-    transport->add_timer(40ms, [&] { late = true; });
+    // Far enough after the stop that a late start of the loop cannot make both due at once.
+    transport->add_timer(1000ms, [&] { late = true; });
     const auto started = SteadyClock::now();
     transport->run();
-    CHECK(since(started) < 500ms);
+    CHECK(since(started) < 5000ms);  // not the 10 s of the far timer
     CHECK_FALSE(late);
     transport->cancel_timer(far);
     transport->run();  // the stop was consumed
@@ -179,15 +184,19 @@ TEST_CASE("stop() makes run() return", "[transport]") {
   SECTION("from another thread; destroying the transport drops requests in flight") {
     transport->start(get(server.url("/slow")), handler);
     transport->start(get(server.url("/slow")), handler);
+    // Stops once the server has both requests: run() is then surely inside its loop.
     std::thread stopper([&] {
-      std::this_thread::sleep_for(50ms);
+      const auto give_up = SteadyClock::now() + 10s;
+      while (arrived < 2 && SteadyClock::now() < give_up)
+        std::this_thread::sleep_for(1ms);
       transport->stop();
     });
     const auto started = SteadyClock::now();
     transport->run();
     stopper.join();
-    CHECK(since(started) < 300ms);
-    transport.reset();  // no completion, no leak (ASan)
+    CHECK(arrived == 2);
+    CHECK(since(started) < 2500ms);  // not the 3 s the answers take
+    transport.reset();               // no completion, no leak (ASan)
     CHECK(completions == 0);
   }
 }

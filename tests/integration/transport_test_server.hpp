@@ -39,11 +39,24 @@ using detour::net::TransportStatus;
 
 using SteadyClock = std::chrono::steady_clock;
 
+// Set while a TestServer shuts down: a handler that pauses (serve_slow) returns at once
+// instead of holding the server's threads, so a long pause costs a test nothing once it is done.
+inline std::atomic<bool> g_server_stopping{false};
+
+// Sleeps `d`, or less once the server is stopping. (This is the server taking its time, as a
+// slow provider does, not a test waiting for something to happen.)
+inline void pause_unless_stopping(Millis d) {
+  const auto end = SteadyClock::now() + d;
+  while (!g_server_stopping && SteadyClock::now() < end)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+}
+
 // A server on 127.0.0.1 and a free port, serving from its own thread.
 class TestServer {
  public:
   TestServer() : TestServer(std::make_unique<httplib::Server>()) {}
   explicit TestServer(std::unique_ptr<httplib::Server> server) : server_(std::move(server)) {
+    g_server_stopping = false;
     // A proxy from the environment must not capture loopback traffic.
     ::setenv("no_proxy", "*", 1);
     // httplib's defaults close a connection after 5 requests and keep idle threads 5 s.
@@ -59,6 +72,7 @@ class TestServer {
   }
   ~TestServer() {
     if (!thread_.joinable()) return;
+    g_server_stopping = true;
     // stop() is ignored until the accept loop runs; it would then never return.
     while (!server_->is_running())
       std::this_thread::sleep_for(1ms);
@@ -134,8 +148,10 @@ inline void serve_stream(const httplib::Request&, httplib::Response& res) {
   });
 }
 
+// Answers after 3 s: far longer than the timeouts and cancels the tests apply to it, so their
+// upper bounds can leave seconds of slack on a loaded machine.
 inline void serve_slow(const httplib::Request&, httplib::Response& res) {
-  std::this_thread::sleep_for(500ms);
+  pause_unless_stopping(3000ms);
   res.set_content("late", "text/plain");
 }
 
