@@ -9,6 +9,7 @@
 #include "cli/health.hpp"
 #include "cli/limits.hpp"
 #include "core/error.hpp"
+#include "io/log.hpp"
 
 namespace detour::cli {
 
@@ -76,11 +77,12 @@ int run(int argc, char** argv) {
     if (health->parsed()) return run_health(global, health_options);
     if (limits->parsed()) return run_limits(global, limits_options);
   } catch (const DetourError& e) {
-    print_error(e.what());
+    // The global options are parsed by now: the error follows --log-format like every line.
+    io::Logger(global.log_settings()).error(e.what());
     return static_cast<int>(e.code());
   } catch (const std::exception& e) {
     // A bug, not a user error: say so rather than pretend it was the user's input.
-    print_error(std::string("internal error: ") + e.what());
+    io::Logger(global.log_settings()).error(std::string("internal error: ") + e.what());
     return static_cast<int>(ExitCode::failed);
   }
   return static_cast<int>(ExitCode::usage);

@@ -73,22 +73,15 @@ TEST_CASE("rejection e2e: a content filter stops the chain with exit 4 (OpenAI)"
   check_content_filter("oa");
 }
 
-// [!mayfail]: src/engine/errors.cpp classify_http_error() takes Anthropic's content filter (400
-// invalid_request_error "Output blocked by content filtering policy") for bad_request: the
-// exit code is 4 all the same, but the class is wrong and on_content_filter = "next" never
-// applies. Remove the tag once the message is recognised.
+// Anthropic reports its filter as a 400 invalid_request_error "Output blocked by content
+// filtering policy": only the words make it content_filter.
 TEST_CASE("rejection e2e: a content filter stops the chain with exit 4 (Anthropic)",
-          "[rejection][!mayfail]") {
+          "[rejection]") {
   check_content_filter("an");
 }
 
-// [!mayfail]: src/engine/validate.cpp validate_reply() calls Gemini's blocked prompt (a 200
-// with promptFeedback.blockReason and no candidates, which the provider turns into finish
-// reason content_filter and no content) empty_response: the call moves on to the next target
-// and can exit 0, where a content filter must stop it with exit 4. Remove the tag once a
-// content_filter finish is classed content_filter.
-TEST_CASE("rejection e2e: a content filter stops the chain with exit 4 (Gemini)",
-          "[rejection][!mayfail]") {
+// Gemini blocks a prompt with a 200: promptFeedback.blockReason and no candidates.
+TEST_CASE("rejection e2e: a content filter stops the chain with exit 4 (Gemini)", "[rejection]") {
   check_content_filter("ge");
 }
 
