@@ -48,7 +48,9 @@ std::string redact(std::string text, const std::vector<std::string>& secrets) {
 }
 
 Call::Call(CallContext context, CallSpec spec, CallObserver& observer, Done done)
-    : ctx_(context), spec_(std::move(spec)), observer_(observer), done_(std::move(done)) {}
+    : ctx_(context), spec_(std::move(spec)), observer_(observer), done_(std::move(done)) {
+  ctx_.state.attach(ctx_.transport);
+}
 
 Call::~Call() {
   for (auto& attempt : in_flight_) {
@@ -65,23 +67,39 @@ Millis Call::time_left() const {
 
 void Call::start() {
   started_ = ctx_.clock.now();
-  plan();
-  if (!finished_) next();
+  // Planning reads the targets' state and the first attempt reserves capacity: both in the
+  // sync at the end of this turn, one transaction with whatever else the turn changed.
+  synced([this] {
+    ctx_.state.prefetch(spec_.chain);
+    plan();
+    if (!finished_) next();
+  });
+}
+
+void Call::synced(std::function<void()> work) {
+  if (ctx_.state.syncing()) {
+    work();
+    return;
+  }
+  ctx_.state.in_sync([this, alive = std::weak_ptr<int>(alive_), work = std::move(work)] {
+    if (!alive.expired() && !finished_) work();
+  });
 }
 
 void Call::cancel() {
   if (finished_) return;
   cancelled_ = true;
-  if (!wait_timers_.empty()) {
+  // Nothing in flight (waiting for a timer, a slot or the next sync): the call ends here.
+  // Otherwise the attempts' completions report, as cancelled.
+  if (in_flight_.empty()) {
     cancel_waits();
-    if (in_flight_.empty()) {
-      AttemptRecord record = last_failure_.value_or(AttemptRecord{});
-      record.error = ErrorClass::cancelled;
-      record.message = "cancelled";
-      finish_failure(record, "cancelled");
-      return;
-    }
+    AttemptRecord record = last_failure_.value_or(AttemptRecord{});
+    record.error = ErrorClass::cancelled;
+    record.message = "cancelled";
+    finish_failure(record, "cancelled");
+    return;
   }
+  cancel_waits();
   for (auto& attempt : in_flight_)
     ctx_.transport.cancel(attempt->request);
 }
@@ -253,6 +271,10 @@ std::string Call::next_target_text() const {
 
 void Call::next(Millis waited) {
   if (finished_) return;
+  if (!ctx_.state.syncing()) {
+    synced([this, waited] { next(waited); });
+    return;
+  }
   if (auto index = take_candidate()) {
     admit_then_start(*index, waited);
     return;
@@ -308,10 +330,10 @@ void Call::retry_pass() {
   wait_then(wait, [this, wait] { next(wait); });
 }
 
-void Call::wait_then(Millis wait, std::function<void()> then) {
+std::optional<net::Transport::Id> Call::wait_then(Millis wait, std::function<void()> then) {
   if (wait <= Millis(0)) {
     then();
-    return;
+    return std::nullopt;
   }
   auto id = std::make_shared<net::Transport::Id>(0);
   *id = ctx_.transport.add_timer(wait, [this, id, then = std::move(then)] {
@@ -319,6 +341,12 @@ void Call::wait_then(Millis wait, std::function<void()> then) {
     if (!finished_) then();
   });
   wait_timers_.push_back(*id);
+  return *id;
+}
+
+void Call::cancel_wait(net::Transport::Id timer) {
+  ctx_.transport.cancel_timer(timer);
+  std::erase(wait_timers_, timer);
 }
 
 void Call::cancel_waits() {
@@ -487,10 +515,19 @@ CallResult Call::interrupted_result() const {
 
 CallResult run_call(CallContext context, CallSpec spec, CallObserver& observer) {
   std::optional<CallResult> result;
-  Call call(context, std::move(spec), observer, [&](CallResult r) { result = std::move(r); });
+  // The loop ends with the call: what is left on it (a sync of the shared state) is the
+  // flush's to do, not a reason to keep running.
+  Call call(context, std::move(spec), observer, [&](CallResult r) {
+    result = std::move(r);
+    context.transport.stop();
+  });
   call.start();
   if (!result) context.transport.run();
-  if (!result) return call.interrupted_result();  // the loop was stopped (Ctrl-C)
+  if (!result) {
+    context.state.flush();
+    return call.interrupted_result();  // the loop was stopped (Ctrl-C)
+  }
+  context.state.flush();
   return std::move(*result);
 }
 

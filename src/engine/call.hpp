@@ -136,14 +136,23 @@ class Call {
   void finish_success(const Attempt& attempt, providers::ChatReply reply);
   void finish_failure(AttemptRecord last, std::string why);
   void end_in_flight(const std::string& why);
-  void wait_then(Millis wait, std::function<void()> then);
+  // Waits on the loop, tracked so that nothing runs once the call has reported; returns the
+  // timer (none when `wait` is not positive and `then` ran at once).
+  std::optional<net::Transport::Id> wait_then(Millis wait, std::function<void()> then);
+  void cancel_wait(net::Transport::Id timer);
   void cancel_waits();
+  // Runs `work` inside a sync of the shared state (at once when in one already): everything
+  // that reads the state to decide or reserves capacity goes through here, so that a turn's
+  // decisions cost one store transaction (docs/architecture.md, "Shared state").
+  void synced(std::function<void()> work);
   Millis time_left() const;
 
   // call_capacity.cpp: the limiter, before and after each attempt.
   Admission reserve_now(std::size_t index);  // reserves only what is free at once
   bool capacity_elsewhere(std::size_t except);
   void admit_then_start(std::size_t index, Millis waited);
+  void wait_for_slot(std::size_t index, Millis waited, const Admission& admission,
+                     Millis max_wait);
   void skip_for_capacity(std::size_t index, const Admission& admission);
   void release(std::size_t index, const Reservation& reservation, bool reached_provider);
   void release_unsent();
@@ -157,6 +166,7 @@ class Call {
   void start_attempt(std::size_t index, Millis waited, bool hedge);
   void complete_attempt(const std::shared_ptr<Attempt>& attempt, net::HttpResponse response);
   void arm_hedge(const std::shared_ptr<Attempt>& attempt);
+  void hedge(const std::shared_ptr<Attempt>& attempt, Millis delay);
   void on_first_text(Attempt& attempt);
   AttemptRecord record_of(const Attempt& attempt) const;
 
@@ -179,6 +189,9 @@ class Call {
   std::optional<AttemptRecord> last_failure_;
   bool cancelled_ = false;
   bool finished_ = false;
+  // Work queued in the shared state's next sync holds a weak reference: once the call is
+  // destroyed, it does nothing.
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 
 // Runs one call to completion on the transport's loop and returns its result.

@@ -144,6 +144,14 @@ void Call::arm_hedge(const std::shared_ptr<Attempt>& attempt) {
   attempt->hedge_timer = ctx_.transport.add_timer(delay, [this, attempt, delay] {
     attempt->hedge_timer.reset();
     if (!attempt->owner || attempt->ttft || finished_) return;
+    // Choosing and reserving the other target reads the shared state: in a sync.
+    synced([this, attempt, delay] { hedge(attempt, delay); });
+  });
+}
+
+void Call::hedge(const std::shared_ptr<Attempt>& attempt, Millis delay) {
+  {
+    if (!attempt->owner || attempt->ttft) return;
     const std::string primary = spec_.chain.targets[attempt->index].target.name();
     const std::size_t saved_cursor = cursor_;
     auto index = take_candidate();
@@ -170,7 +178,7 @@ void Call::arm_hedge(const std::shared_ptr<Attempt>& attempt) {
     observer_.on_decision("no first token from " + primary + " after " + format_duration(delay) +
                           ": hedging with " + other.target.name());
     start_attempt(*index, Millis(0), /*hedge=*/true);
-  });
+  }
 }
 
 // The first text of a streamed attempt: its timers stop, and if it is the first attempt of

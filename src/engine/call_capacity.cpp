@@ -52,9 +52,7 @@ AdmissionRequest Call::admission_request(std::size_t index, Millis max_wait) con
   request.tokens = static_cast<double>(estimate_input_tokens(spec_.request) + answer);
   request.now_ms = static_cast<double>(wall_ms(ctx_.clock));
   request.max_wait_ms = static_cast<double>(max_wait.count());
-  char id[20];
-  std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(ctx_.rng()));
-  request.lease_id = id;
+  request.holder = ctx_.state.holder();
   request.lease_ms = static_cast<double>((spec_.timeout + Millis(5000)).count());
   return request;
 }
@@ -64,7 +62,7 @@ Admission Call::reserve_now(std::size_t index) {
   AdmissionRequest request = admission_request(index, Millis(0));
   Admission admission = ctx_.state.limiter().reserve(limit_scope(target), request);
   if (admission.kind == Admission::Kind::granted) {
-    progress_[index].reserved = Reservation{request.lease_id, request.tokens};
+    progress_[index].reserved = Reservation{request.holder, request.tokens};
   }
   return admission;
 }
@@ -106,7 +104,7 @@ void Call::skip_for_capacity(std::size_t index, const Admission& admission) {
 }
 
 // Starts the attempt once the limiter admits it: at once when take_candidate reserved it,
-// after the reserved slot's wait, or -- when every in-flight slot is taken -- after polling.
+// after the reserved slot's wait, or -- when every in-flight slot is taken -- once a slot frees.
 // A wait that does not fit the deadline passes the target over.
 void Call::admit_then_start(std::size_t index, Millis waited) {
   Progress& p = progress_[index];
@@ -114,28 +112,40 @@ void Call::admit_then_start(std::size_t index, Millis waited) {
     start_attempt(index, waited, /*hedge=*/false);
     return;
   }
+  if (!ctx_.state.syncing()) {
+    p.in_flight = true;  // taken for this wait: no hedge or pass may take it meanwhile
+    synced([this, index, waited] {
+      progress_[index].in_flight = false;
+      admit_then_start(index, waited);
+    });
+    return;
+  }
   const config::ResolvedTarget& target = spec_.chain.targets[index];
   // Leave the attempt itself some time: a slot just before the deadline is of no use.
   const Millis max_wait = std::max(Millis(0), time_left() - std::min(spec_.timeout, Millis(1000)));
   AdmissionRequest request = admission_request(index, max_wait);
   Admission admission = ctx_.state.limiter().reserve(limit_scope(target), request);
-  const bool keeps_waiting = admission.kind == Admission::Kind::granted ||
-                             (admission.poll && ceil_ms(admission.wait_ms) < max_wait);
-  if (!keeps_waiting) {
+  if (admission.slot_full && max_wait > Millis(0)) {
+    wait_for_slot(index, waited, admission, max_wait);
+    return;
+  }
+  if (p.slot_deadline) cancel_wait(*p.slot_deadline);
+  p.slot_deadline.reset();
+  if (p.waiting_for_slot) {
+    waited += std::chrono::duration_cast<Millis>(ctx_.clock.now() - p.slot_wait_began);
+    p.waiting_for_slot = false;
+  }
+  if (admission.kind != Admission::Kind::granted) {
     p.done = true;
     skip_for_capacity(index, admission);
     next();
     return;
   }
   const Millis wait = ceil_ms(admission.wait_ms);
-  if (admission.kind == Admission::Kind::granted) {
-    p.reserved = Reservation{request.lease_id, request.tokens};
-    if (wait > Millis(0)) {
-      observer_.on_decision("waiting " + format_duration(wait) + " for capacity at " +
-                            target.target.name() + ": " + admission.why);
-    }
-  } else if (waited == Millis(0)) {
-    observer_.on_decision("waiting for capacity at " + target.target.name() + ": " + admission.why);
+  p.reserved = Reservation{request.holder, request.tokens};
+  if (wait > Millis(0)) {
+    observer_.on_decision("waiting " + format_duration(wait) + " for capacity at " +
+                          target.target.name() + ": " + admission.why);
   }
   p.in_flight = true;  // reserved for this wait: no hedge or pass may take it meanwhile
   wait_then(wait, [this, index, waited, wait] {
@@ -144,10 +154,45 @@ void Call::admit_then_start(std::size_t index, Millis waited) {
   });
 }
 
+// Every in-flight slot is taken: the call waits in this process's queue for a settlement to
+// free one (or, for slots other processes hold, the process's one re-check timer), and gives
+// up when it can wait no longer. No polling of the store per waiting call.
+void Call::wait_for_slot(std::size_t index, Millis waited, const Admission& admission,
+                         Millis max_wait) {
+  Progress& p = progress_[index];
+  const config::ResolvedTarget& target = spec_.chain.targets[index];
+  if (!p.waiting_for_slot) {
+    p.waiting_for_slot = true;
+    p.slot_wait_began = ctx_.clock.now();
+    observer_.on_decision("waiting for capacity at " + target.target.name() + ": " +
+                          admission.why);
+    p.slot_deadline = wait_then(max_wait, [this, index, admission] {
+      Progress& q = progress_[index];
+      q.slot_deadline.reset();
+      q.waiting_for_slot = false;
+      q.in_flight = false;
+      q.done = true;
+      Admission gave_up = admission;
+      gave_up.wait_ms = static_cast<double>(
+          std::chrono::duration_cast<Millis>(ctx_.clock.now() - q.slot_wait_began).count());
+      skip_for_capacity(index, gave_up);
+      next();
+    });
+  }
+  p.in_flight = true;  // taken for this wait: no hedge or pass may take it meanwhile
+  ctx_.state.wait_for_slot(target.target.provider, admission.others_hold, alive_,
+                           [this, index, waited] {
+                             Progress& q = progress_[index];
+                             if (finished_ || !q.waiting_for_slot) return;
+                             q.in_flight = false;
+                             admit_then_start(index, waited);
+                           });
+}
+
 void Call::release(std::size_t index, const Reservation& reservation, bool reached_provider) {
-  if (reservation.lease_id.empty()) return;
+  if (reservation.holder.empty()) return;
   AdmissionFeedback feedback;
-  feedback.lease_id = reservation.lease_id;
+  feedback.holder = reservation.holder;
   feedback.reserved_tokens = reservation.tokens;
   feedback.reached_provider = reached_provider;
   feedback.now_ms = static_cast<double>(wall_ms(ctx_.clock));
@@ -162,10 +207,10 @@ void Call::settle_capacity(const Attempt& attempt, const net::HttpResponse& resp
                            const std::optional<providers::Usage>& usage,
                            const AttemptRecord& record, const Outcome& outcome) {
   const Reservation& r = attempt.reservation;
-  if (r.lease_id.empty()) return;
+  if (r.holder.empty()) return;
   using net::TransportStatus;
   AdmissionFeedback f;
-  f.lease_id = r.lease_id;
+  f.holder = r.holder;
   f.reserved_tokens = r.tokens;
   const TransportStatus t = response.transport;
   f.reached_provider = t != TransportStatus::connect_failed && t != TransportStatus::dns_failed &&

@@ -11,7 +11,7 @@ namespace detour::engine {
 
 // Capacity the limiter reserved for one attempt (an in-flight slot and its tokens).
 struct Reservation {
-  std::string lease_id;  // empty: nothing reserved
+  std::string holder;  // the process holding the slot; empty: nothing reserved
   double tokens = 0;
 };
 
@@ -46,6 +46,11 @@ struct Call::Progress {
   std::optional<std::chrono::steady_clock::time_point> not_before;  // the server's hint
   // Admitted by the limiter for the attempt about to start (take_candidate reserved it).
   std::optional<Reservation> reserved;
+  // Waiting for an in-flight slot to free (SharedState::wait_for_slot), and the timer that
+  // gives up on it when the call can wait no longer.
+  bool waiting_for_slot = false;
+  std::optional<net::Transport::Id> slot_deadline;
+  std::chrono::steady_clock::time_point slot_wait_began;
   // Passed over for lack of capacity while another target had some: worth a later pass,
   // without counting as a retry, since it never failed.
   bool capacity_skipped = false;

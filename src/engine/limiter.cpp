@@ -64,19 +64,31 @@ std::optional<std::int64_t> slot_limit(const json& scope, const ConfiguredLimits
   return std::nullopt;
 }
 
-void drop_expired_leases(json& scope, double now) {
-  json& leases = object_at(scope, "leases");
-  for (auto it = leases.begin(); it != leases.end();) {
-    if (!it->is_number() || it->get<double>() < now) {
-      it = leases.erase(it);
+// Forgets the counts of processes whose reservations have all outlived their longest attempt
+// (the process died or hung), and any entry that is not a count.
+void drop_expired_holders(json& scope, double now) {
+  json& holders = object_at(scope, "in_flight");
+  for (auto it = holders.begin(); it != holders.end();) {
+    if (number(*it, "n") <= 0 || number(*it, "until") < now) {
+      it = holders.erase(it);
     } else {
       ++it;
     }
   }
+  scope.erase("leases");  // per-request entries of earlier versions
 }
 
-std::int64_t leases_in(const json& scope) {
-  return static_cast<std::int64_t>(object_in(scope, "leases").size());
+// Slots in flight in a scope: (all processes, other processes than `holder`), unexpired.
+std::pair<std::int64_t, std::int64_t> slots_in(const json& scope, const std::string& holder,
+                                               double now) {
+  std::int64_t all = 0, others = 0;
+  for (const auto& [who, entry] : object_in(scope, "in_flight").items()) {
+    if (number(entry, "until") < now) continue;
+    const auto n = static_cast<std::int64_t>(number(entry, "n"));
+    all += n;
+    if (who != holder) others += n;
+  }
+  return {all, others};
 }
 
 std::string per_minute_text(double per_minute) {
@@ -137,9 +149,7 @@ ScopeView scope_view(const json& scope, const ConfiguredLimits& configured,
       bucket_view(scope, "requests", requests_rate(scope, configured), configured.rpm, now);
   view.tokens = bucket_view(scope, "tokens", tokens_rate(scope, configured), configured.tpm, now);
   view.concurrency_limit = slot_limit(scope, configured, other, is_target);
-  for (const auto& [id, expires] : object_in(scope, "leases").items()) {
-    if (expires.is_number() && expires.get<double>() >= now) ++view.in_flight;
-  }
+  view.in_flight = slots_in(scope, "", now).first;
   const double blocked = number(scope, "blocked_until");
   if (blocked > now) view.blocked_until_ms = blocked;
   return view;
@@ -173,13 +183,15 @@ Admission admit(json& doc, const LimitScope& scope, const AdmissionRequest& requ
   }
 
   for (const Scope& s : scopes) {
-    drop_expired_leases(*s.doc, now);
+    if (commit) drop_expired_holders(*s.doc, now);
     const ConfiguredLimits& other = s.is_target ? scope.provider_limits : scope.target_limits;
     auto limit = slot_limit(*s.doc, *s.configured, other, s.is_target);
-    if (limit && leases_in(*s.doc) >= *limit) {
+    const auto [held, by_others] = slots_in(*s.doc, request.holder, now);
+    if (limit && held >= *limit) {
       result.kind = Admission::Kind::wait;
-      result.poll = true;
-      result.wait_ms = kSlotPollMs;
+      result.slot_full = true;
+      result.others_hold = by_others > 0;
+      result.wait_ms = static_cast<double>(kOtherHoldersRecheck.count());
       result.why = std::to_string(*limit) + " request(s) in flight at " + s.name +
                    (s.configured->concurrency ? " (its concurrency limit)"
                                               : " (learning its limits from the first reply)");
@@ -219,7 +231,9 @@ Admission admit(json& doc, const LimitScope& scope, const AdmissionRequest& requ
       json& bucket = object_at(*s.doc, names[b]);
       bucket["tat"] = take(number(bucket, "tat"), rates[b], costs[b], at);
     }
-    object_at(*s.doc, "leases")[request.lease_id] = at + request.lease_ms;
+    json& mine = object_at(object_at(*s.doc, "in_flight"), request.holder);
+    mine["n"] = static_cast<std::int64_t>(number(mine, "n")) + 1;
+    mine["until"] = std::max(number(mine, "until"), at + request.lease_ms);
   }
   return result;
 }
@@ -235,7 +249,15 @@ void settle(json& doc, const LimitScope& scope, const AdmissionFeedback& f) {
   // reached it: give it all back (the 429's reset is applied below).
   const bool give_back = !f.reached_provider || f.blocked_until_ms.has_value();
   for (const Scope& s : scopes) {
-    object_at(*s.doc, "leases").erase(f.lease_id);
+    json& holders = object_at(*s.doc, "in_flight");
+    if (auto it = holders.find(f.holder); it != holders.end()) {
+      const auto left = static_cast<std::int64_t>(number(*it, "n")) - 1;
+      if (left <= 0) {
+        holders.erase(it);
+      } else {
+        (*it)["n"] = left;
+      }
+    }
     if (give_back) {
       shift_bucket(*s.doc, "requests", requests_rate(*s.doc, *s.configured), -1);
       shift_bucket(*s.doc, "tokens", tokens_rate(*s.doc, *s.configured), -f.reserved_tokens);
@@ -279,19 +301,21 @@ ScopeView target_view(const json& doc, const std::string& model, const Configure
 
 Admission Limiter::reserve(const LimitScope& scope, const AdmissionRequest& request) {
   Admission result;
-  store_.update(limits_key(scope.provider),
-                [&](json& doc) { result = admit(doc, scope, request, /*commit=*/true); });
+  view_.update_now(limits_key(scope.provider),
+                   [&](json& doc) { result = admit(doc, scope, request, /*commit=*/true); });
   return result;
 }
 
 Admission Limiter::peek(const LimitScope& scope, const AdmissionRequest& request) {
-  json doc = store_.get(limits_key(scope.provider));
+  json doc = view_.get(limits_key(scope.provider));
   return admit(doc, scope, request, /*commit=*/false);
 }
 
 void Limiter::settle(const LimitScope& scope, const AdmissionFeedback& feedback) {
-  store_.update(limits_key(scope.provider),
-                [&](json& doc) { engine::settle(doc, scope, feedback); });
+  // By value: the change is replayed on the stored document at the next sync.
+  view_.change(limits_key(scope.provider),
+               [scope, feedback](json& doc) { engine::settle(doc, scope, feedback); });
+  if (settled_) settled_(scope.provider);
 }
 
 }  // namespace detour::engine

@@ -4,16 +4,23 @@
 // minute, requests in flight); after it, the reply corrects the reservation and teaches the limits.
 //
 // All of a provider's limits live in ONE shared-state document, "limits:<provider>", so a
-// reservation across the provider's buckets and the target's is one atomic Store::update:
-// concurrent detour processes share one budget. The document functions below are pure
-// (JSON in, JSON out, times passed in); `Limiter` only runs them inside the store's update.
+// reservation across the provider's buckets and the target's is one atomic change: concurrent
+// detour processes share one budget. The document functions below are pure (JSON in, JSON out,
+// times passed in); `Limiter` runs them in this process's view of the store (state/view.hpp).
 //
 //   {"provider": SCOPE, "targets": {"<model>": SCOPE}}
-//   SCOPE  = {"requests": BUCKET, "tokens": BUCKET, "leases": {"<id>": expires_ms},
+//   SCOPE  = {"requests": BUCKET, "tokens": BUCKET,
+//             "in_flight": {"<process>": {"n": count, "until": ms}},
 //             "known": true, "blocked_until": ms}
 //   BUCKET = {"tat": ms, "limit": learned per minute, "burst": learned burst,
 //             "remaining": last reported, "reported_at": ms}
+//
+// In-flight slots are counted per process, not per request, so the document stays the same size
+// however many requests a process has in flight. A process that dies leaves its count behind;
+// `until` (pushed forward by each of its reservations to the end of that request's longest
+// possible attempt) is when the count stops counting.
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -21,7 +28,7 @@
 
 #include "engine/bucket.hpp"
 #include "providers/types.hpp"
-#include "state/store.hpp"
+#include "state/view.hpp"
 
 namespace detour::engine {
 
@@ -43,7 +50,7 @@ struct AdmissionRequest {
   double tokens = 0;         // estimated input tokens + max tokens
   double now_ms = 0;         // wall clock
   double max_wait_ms = 0;    // the longest wait worth committing to now
-  std::string lease_id;      // names this request's in-flight slot
+  std::string holder;        // the process taking the in-flight slot
   double lease_ms = 60'000;  // a slot never released (the process died) frees itself after this
 };
 
@@ -54,14 +61,16 @@ struct Admission {
     too_large,  // larger than a whole minute's token budget: never send it here
   } kind = Kind::granted;
   double wait_ms = 0;
-  // With `wait`: the wait is for a slot in flight to free, which nobody can foresee; ask again
-  // after `wait_ms` (a short poll) instead of trusting it.
-  bool poll = false;
+  // With `wait`: every in-flight slot is taken, which nobody can say how long for. The caller
+  // waits for a settlement to free one (slot_full), and when another process holds some of
+  // them (others_hold) also re-checks now and then, since their settlements are not seen here.
+  bool slot_full = false;
+  bool others_hold = false;
   std::string why;  // what limits it, for -v: "requests per minute of openai/gpt-4o (60/min)"
 };
 
-// How long to wait before asking again when every in-flight slot is taken.
-inline constexpr double kSlotPollMs = 20;
+// How often a process with calls waiting for slots that other processes hold checks again.
+inline constexpr Millis kOtherHoldersRecheck{20};
 
 // Decides whether the request may go, and when; with `commit`, reserves it in `doc`.
 // A target that nothing is known of (no configured limits anywhere, no reply seen yet) gets
@@ -72,7 +81,7 @@ Admission admit(nlohmann::json& doc, const LimitScope& scope, const AdmissionReq
 
 // What an attempt's reply said, to settle its reservation.
 struct AdmissionFeedback {
-  std::string lease_id;
+  std::string holder;  // the process whose slot it was
   double reserved_tokens = 0;
   bool reached_provider = true;       // false: nothing was sent, everything is given back
   bool replied = false;               // an HTTP reply arrived (its headers are below)
@@ -109,17 +118,23 @@ ScopeView target_view(const nlohmann::json& doc, const std::string& model,
 
 std::string limits_key(const std::string& provider);
 
-// The documents above, kept in the shared store.
+// The documents above, in this process's view of the shared store.
 class Limiter {
  public:
-  explicit Limiter(state::Store& store) : store_(store) {}
+  using Settled = std::function<void(const std::string& provider)>;
+  // `settled` hears of every settlement: a slot of that provider may have freed.
+  explicit Limiter(state::View& view, Settled settled = {})
+      : view_(view), settled_(std::move(settled)) {}
+  // Against the store as it is now (inside a sync, in its transaction).
   Admission reserve(const LimitScope& scope, const AdmissionRequest& request);
-  // As reserve, but reserving nothing (a read: whether a target has capacity now).
+  // As reserve, but reserving nothing (a read of the view: whether a target has capacity now).
   Admission peek(const LimitScope& scope, const AdmissionRequest& request);
+  // Applied to the view at once and to the store with the next sync.
   void settle(const LimitScope& scope, const AdmissionFeedback& feedback);
 
  private:
-  state::Store& store_;
+  state::View& view_;
+  Settled settled_;
 };
 
 }  // namespace detour::engine

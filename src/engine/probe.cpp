@@ -107,6 +107,7 @@ void record(const std::vector<ProbeTarget>& probes, std::vector<ProbeResult>& re
         CircuitBreaker::restore(state.load(target).breaker, state.breaker_config(), now);
     r.circuit = std::string(to_string(breaker.state(now)));
   }
+  state.flush();  // everything the probes taught, in one transaction
 }
 
 }  // namespace

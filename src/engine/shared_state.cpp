@@ -1,5 +1,10 @@
 #include "engine/shared_state.hpp"
 
+#include <unistd.h>
+
+#include <cstdio>
+#include <random>
+
 namespace detour::engine {
 
 using nlohmann::json;
@@ -23,13 +28,129 @@ TargetState current_state(const json& doc, const std::string& key_id) {
   return s;
 }
 
+RetryBudget budget_in(const json& doc, const BudgetConfig& config) {
+  RetryBudget budget(config.max_tokens, config.token_ratio);
+  if (doc.is_object() && doc.contains("retry_tokens") && doc["retry_tokens"].is_number()) {
+    budget.set_tokens(doc["retry_tokens"].get<double>());
+  }
+  return budget;
+}
+
 }  // namespace
 
 SharedState::SharedState(state::Store& store, BreakerConfig breaker, BudgetConfig budget)
-    : store_(store), limiter_(store), breaker_(breaker), budget_(budget) {}
+    : view_(store),
+      limiter_(view_, [this](const std::string& provider) { settled(provider); }),
+      breaker_(breaker),
+      budget_(budget) {
+  // Unique among the processes sharing a store: the pid alone is reused, and two states in one
+  // process (tests) must count as two holders.
+  std::random_device entropy;
+  char id[40];
+  std::snprintf(id, sizeof id, "%d-%08x%08x", static_cast<int>(::getpid()), entropy(), entropy());
+  holder_ = id;
+}
+
+SharedState::~SharedState() {
+  ++*generation_;  // a sync timer still in some loop must not reach a destroyed state
+}
+
+void SharedState::attach(net::Transport& loop) {
+  if (loop_ == &loop) return;
+  loop_ = &loop;
+  ++*generation_;
+  recheck_armed_ = false;
+  sync_timer_.reset();  // on another loop, which may be gone
+  recheck_timer_.reset();
+  view_.on_pending([this, &loop] {
+    sync_timer_ = loop.add_timer(Millis(0), [this, generation = generation_, mine = *generation_] {
+      if (*generation != mine) return;
+      sync_timer_.reset();
+      view_.sync();
+    });
+  });
+}
+
+void SharedState::in_sync(std::function<void()> work) {
+  view_.in_sync(std::move(work));
+}
+
+void SharedState::flush() {
+  view_.sync();
+  if (loop_) {
+    if (sync_timer_) loop_->cancel_timer(*sync_timer_);
+    if (recheck_timer_) loop_->cancel_timer(*recheck_timer_);
+    sync_timer_.reset();
+    recheck_timer_.reset();
+    // The loop may be gone (a one-shot ask flushes after its loop ended): forget it, so that
+    // the next call attaches afresh instead of waiting on a timer that will never fire.
+    loop_ = nullptr;
+    ++*generation_;
+    recheck_armed_ = false;
+    view_.on_pending(nullptr);
+  }
+}
+
+void SharedState::prefetch(const config::Chain& chain) {
+  for (const auto& t : chain.targets) {
+    view_.get(target_key(t.target));
+    view_.get(provider_key(t.target.provider));
+    view_.get(limits_key(t.target.provider));
+  }
+}
+
+void SharedState::wait_for_slot(const std::string& provider, bool others_hold,
+                                std::weak_ptr<void> alive, std::function<void()> wake) {
+  slot_waiters_[provider].push_back({std::move(alive), std::move(wake)});
+  if (others_hold) {
+    remote_.insert(provider);
+    arm_recheck();
+  }
+}
+
+void SharedState::settled(const std::string& provider) {
+  if (slot_waiters_.count(provider) == 0) return;
+  if (!freed_.insert(provider).second) return;  // its waiters wake in the coming sync already
+  view_.in_sync([this, provider] {
+    freed_.erase(provider);
+    wake_waiters(provider);
+  });
+}
+
+// Each waiter tries again, in FIFO order; those that still find no slot wait again (at the
+// back, behind nobody new: the queue was taken whole).
+void SharedState::wake_waiters(const std::string& provider) {
+  auto it = slot_waiters_.find(provider);
+  if (it == slot_waiters_.end()) return;
+  auto waiters = std::move(it->second);
+  slot_waiters_.erase(it);
+  for (auto& w : waiters) {
+    if (w.alive.expired()) continue;
+    w.wake();
+  }
+}
+
+// One timer for the process: while calls wait for slots other processes hold, whose
+// settlements this process never sees, look again every kOtherHoldersRecheck.
+void SharedState::arm_recheck() {
+  if (recheck_armed_ || !loop_) return;
+  recheck_armed_ = true;
+  recheck_timer_ = loop_->add_timer(kOtherHoldersRecheck,
+                   [this, generation = generation_, mine = *generation_] {
+                     if (*generation != mine) return;
+                     recheck_armed_ = false;
+                     recheck_timer_.reset();
+                     auto providers = std::exchange(remote_, {});
+                     view_.in_sync([this, providers] {
+                       for (const auto& p : providers)
+                         wake_waiters(p);
+                     });
+                     view_.sync();
+                   });
+}
 
 TargetState SharedState::load(const config::ResolvedTarget& target) {
-  return current_state(store_.get(target_key(target.target)), key_fingerprint(target.api_key));
+  return current_state(view_.get(target_key(target.target)), key_fingerprint(target.api_key));
 }
 
 Gate SharedState::gate(const config::ResolvedTarget& target, time_point now, Millis probe_timeout,
@@ -40,7 +161,7 @@ Gate SharedState::gate(const config::ResolvedTarget& target, time_point now, Mil
           CircuitBreaker::State::closed) {
     return Gate{};
   }
-  TargetState s = current_state(store_.get(target_key(target.target)), key_id);
+  TargetState s = current_state(view_.get(target_key(target.target)), key_id);
   auto breaker = CircuitBreaker::restore(s.breaker, breaker_, now);
   Gate gate;
   switch (breaker.state(now)) {
@@ -54,8 +175,8 @@ Gate SharedState::gate(const config::ResolvedTarget& target, time_point now, Mil
     case CircuitBreaker::State::half_open:
       break;
   }
-  // Half-open: claim the probe under the store's lock, from the state as it is now.
-  store_.update(target_key(target.target), [&](json& doc) {
+  // Half-open: claim the probe in the store's transaction, from the state as it is now.
+  view_.update_now(target_key(target.target), [&](json& doc) {
     TargetState fresh = current_state(doc, key_id);
     if (fresh.breaker.state == BreakerSnapshot::Stored::half_open && fresh.probe_claimed_ms &&
         steady_ms(now) - *fresh.probe_claimed_ms > probe_timeout.count()) {
@@ -79,9 +200,11 @@ void SharedState::record(const config::ResolvedTarget& target, ErrorClass outcom
                          std::optional<int> status, const std::string& message, Millis latency,
                          std::optional<Millis> ttft, time_point now, std::int64_t wall_ms) {
   const std::string key_id = key_fingerprint(target.api_key);
-  store_.update(target_key(target.target), [&](json& doc) {
+  // Captured by value: replayed on the stored document at the next sync.
+  view_.change(target_key(target.target), [key_id, breaker_config = breaker_, outcome, status,
+                                           message, latency, ttft, now, wall_ms](json& doc) {
     TargetState s = current_state(doc, key_id);
-    auto breaker = CircuitBreaker::restore(s.breaker, breaker_, now);
+    auto breaker = CircuitBreaker::restore(s.breaker, breaker_config, now);
     breaker.record(outcome, now);
     s.breaker = breaker.snapshot();
     if (s.breaker.state != BreakerSnapshot::Stored::half_open) s.probe_claimed_ms.reset();
@@ -92,7 +215,7 @@ void SharedState::record(const config::ResolvedTarget& target, ErrorClass outcom
 
 void SharedState::close_circuit(const config::ResolvedTarget& target) {
   const std::string key_id = key_fingerprint(target.api_key);
-  store_.update(target_key(target.target), [&](json& doc) {
+  view_.change(target_key(target.target), [key_id](json& doc) {
     TargetState s = current_state(doc, key_id);
     s.breaker = {};
     s.probe_claimed_ms.reset();
@@ -101,36 +224,33 @@ void SharedState::close_circuit(const config::ResolvedTarget& target) {
 }
 
 RetryBudget SharedState::budget_from(const json& doc) const {
-  RetryBudget budget(budget_.max_tokens, budget_.token_ratio);
-  if (doc.is_object() && doc.contains("retry_tokens") && doc["retry_tokens"].is_number()) {
-    budget.set_tokens(doc["retry_tokens"].get<double>());
-  }
-  return budget;
+  return budget_in(doc, budget_);
 }
 
 bool SharedState::can_retry(const std::string& provider) {
-  RetryBudget budget = budget_from(store_.get(provider_key(provider)));
+  RetryBudget budget = budget_from(view_.get(provider_key(provider)));
   return budget.tokens() > budget.max_tokens() / 2;
 }
 
 bool SharedState::spend_retry(const std::string& provider) {
-  bool allowed = false;
-  store_.update(provider_key(provider), [&](json& doc) {
-    RetryBudget budget = budget_from(doc);
-    allowed = budget.allow_retry();
+  const std::string key = provider_key(provider);
+  if (!budget_from(view_.get(key)).allow_retry()) return false;
+  view_.change(key, [config = budget_](json& doc) {
+    RetryBudget budget = budget_in(doc, config);
+    (void)budget.allow_retry();  // spends when there is anything left to spend
     if (!doc.is_object()) doc = json::object();
     doc["retry_tokens"] = budget.tokens();
   });
-  return allowed;
+  return true;
 }
 
 void SharedState::budget_outcome(const std::string& provider, ErrorClass outcome) {
   const bool success = outcome == ErrorClass::none;
   if (!success && !is_transient(outcome)) return;
   const std::string key = provider_key(provider);
-  if (success && budget_from(store_.get(key)).tokens() >= budget_.max_tokens) return;  // full
-  store_.update(key, [&](json& doc) {
-    RetryBudget budget = budget_from(doc);
+  if (success && budget_from(view_.get(key)).tokens() >= budget_.max_tokens) return;  // full
+  view_.change(key, [config = budget_, success](json& doc) {
+    RetryBudget budget = budget_in(doc, config);
     if (success) {
       budget.on_success();
     } else {
@@ -143,7 +263,7 @@ void SharedState::budget_outcome(const std::string& provider, ErrorClass outcome
 
 std::uint64_t SharedState::take_turn(const std::string& route) {
   std::uint64_t turn = 0;
-  store_.update(route_key(route), [&](json& doc) {
+  view_.update_now(route_key(route), [&](json& doc) {
     if (doc.is_object() && doc.contains("turn") && doc["turn"].is_number_unsigned())
       turn = doc["turn"].get<std::uint64_t>();
     if (!doc.is_object()) doc = json::object();

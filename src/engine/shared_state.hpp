@@ -1,8 +1,16 @@
 #pragma once
-// The engine's view of the shared state: circuit breakers, outcome stats and retry budgets of
-// the targets a call uses, read from and written to a state::Store so that what one process
-// learns the next one knows. Every write is one atomic Store::update.
+// The engine's view of the shared state: circuit breakers, outcome stats, retry budgets and rate
+// limits of the targets calls use, kept in a state::Store so that what one process learns the
+// next one knows. Everything goes through this process's state::View (docs/architecture.md,
+// "Shared state"): reads come from what the process knows, outcomes are written with the next
+// sync, and the decisions other processes must not race (reserving capacity, claiming a
+// half-open breaker's probe, a round-robin turn) are made in a sync's transaction.
 #include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -12,7 +20,9 @@
 #include "engine/limiter.hpp"
 #include "engine/retry.hpp"
 #include "engine/target_state.hpp"
+#include "net/transport.hpp"
 #include "state/store.hpp"
+#include "state/view.hpp"
 
 namespace detour::engine {
 
@@ -35,11 +45,38 @@ class SharedState {
  public:
   using time_point = std::chrono::steady_clock::time_point;
   SharedState(state::Store& store, BreakerConfig breaker = {}, BudgetConfig budget = {});
+  ~SharedState();
+  SharedState(const SharedState&) = delete;
+  SharedState& operator=(const SharedState&) = delete;
+
+  // Syncs at the end of each turn of this loop in which something became pending (a zero-delay
+  // timer runs after the turn's other callbacks). Calls attach the loop they run on.
+  void attach(net::Transport& loop);
+  // Runs `work` inside the next sync: where a call plans and reserves, so that what it decides
+  // is decided against the store as it is, in the same transaction as everything else of the
+  // turn. Inside a sync already, it runs at once.
+  void in_sync(std::function<void()> work);
+  bool syncing() const { return view_.syncing(); }
+  // Writes what is pending now, in one transaction (none when nothing is), and forgets the
+  // timer asked of the loop: `ask` does this after printing its answer.
+  void flush();
+  // This process's name in the limiter's in-flight counts.
+  const std::string& holder() const { return holder_; }
+  // Store transactions made so far by syncs (tests and benchmarks).
+  std::uint64_t syncs() const { return view_.syncs(); }
+
+  // A call waiting for an in-flight slot of `provider`: `wake` runs inside a sync when a
+  // settlement in this process may have freed one, or -- when `others_hold` -- on the one
+  // process-wide timer that re-checks slots other processes hold. Once only; to keep waiting,
+  // wait again. `alive` going out of scope drops the wait.
+  void wait_for_slot(const std::string& provider, bool others_hold, std::weak_ptr<void> alive,
+                     std::function<void()> wake);
 
   // The target's state as stored; a state learned with another API key is forgotten.
   TargetState load(const config::ResolvedTarget& target);
 
   // Whether an attempt may go to the target now. Closed: yes (a read, no write). Open: no.
+  // Call it inside a sync, where the read is of the store as it is now.
   // Half-open: claims the one probe atomically, so of many processes exactly one probes; a
   // claim older than `probe_timeout` is taken over (its process died or hung). `known` is the
   // state the caller loaded moments ago: when it shows a closed circuit, it is not read again.
@@ -56,10 +93,16 @@ class SharedState {
   void close_circuit(const config::ResolvedTarget& target);
 
   // The provider's retry budget: whether a retry may go out (without spending), spending one,
-  // and an attempt's outcome (success refunds, transient failure costs).
+  // and an attempt's outcome (success refunds, transient failure costs). Decided on the view;
+  // the spending is replayed on the stored budget at the next sync, so processes racing for
+  // the last tokens may overspend by one each: a budget is a ratio, not a count.
   bool can_retry(const std::string& provider);
   bool spend_retry(const std::string& provider);
   void budget_outcome(const std::string& provider, ErrorClass outcome);
+
+  // Reads, inside the next sync's transaction, what a call of this chain will consult, so that
+  // later reads outside a sync find it in the view.
+  void prefetch(const config::Chain& chain);
 
   // Round-robin: this call's turn on the route (0, 1, 2, ... across processes).
   std::uint64_t take_turn(const std::string& route);
@@ -69,11 +112,30 @@ class SharedState {
   Limiter& limiter() { return limiter_; }
 
  private:
+  struct SlotWaiter {
+    std::weak_ptr<void> alive;
+    std::function<void()> wake;
+  };
   RetryBudget budget_from(const nlohmann::json& doc) const;
-  state::Store& store_;
+  void settled(const std::string& provider);  // a slot of `provider` may be free
+  void wake_waiters(const std::string& provider);
+  void arm_recheck();
+
+  state::View view_;
   Limiter limiter_;
   BreakerConfig breaker_;
   BudgetConfig budget_;
+  std::string holder_;
+  net::Transport* loop_ = nullptr;
+  // Bumped when the loop changes or the state is flushed by hand: a sync timer of an older
+  // generation does nothing when it fires.
+  std::shared_ptr<std::uint64_t> generation_ = std::make_shared<std::uint64_t>(0);
+  std::map<std::string, std::deque<SlotWaiter>> slot_waiters_;
+  std::set<std::string> freed_;   // providers with a settlement since the waiters last woke
+  std::set<std::string> remote_;  // providers whose waiters wait on other processes' slots
+  bool recheck_armed_ = false;
+  // The timers asked of the loop, cancelled by flush() so that nothing is left on it.
+  std::optional<net::Transport::Id> sync_timer_, recheck_timer_;
 };
 
 }  // namespace detour::engine

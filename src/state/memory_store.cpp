@@ -40,6 +40,32 @@ class MemoryStore final : public Store {
     }
   }
 
+  void transact(const std::function<void(Transaction&)>& body) override {
+    std::lock_guard lock(mutex_);
+    // Puts are kept aside until the body returns, so that an exception leaves the map as it was.
+    struct Pending final : Transaction {
+      MemoryStore& store;
+      std::map<std::string, nlohmann::json, std::less<>> puts;
+      explicit Pending(MemoryStore& s) : store(s) {}
+      nlohmann::json get(std::string_view key) override {
+        if (auto it = puts.find(key); it != puts.end()) return it->second;
+        auto it = store.docs_.find(key);
+        return it == store.docs_.end() ? nlohmann::json() : it->second;
+      }
+      void put(std::string_view key, nlohmann::json doc) override {
+        puts.insert_or_assign(std::string(key), std::move(doc));
+      }
+    } txn(*this);
+    body(txn);
+    for (auto& [key, doc] : txn.puts) {
+      if (doc.is_null()) {
+        docs_.erase(key);
+      } else {
+        docs_.insert_or_assign(key, std::move(doc));
+      }
+    }
+  }
+
   std::string describe() const override { return "memory"; }
 
  private:

@@ -1,3 +1,4 @@
+#include <map>
 #include <mutex>
 
 #include "core/error.hpp"
@@ -67,6 +68,66 @@ class FallbackStore final : public Store {
     // The caller goes on as if its update landed; against a fresh memory store `change` sees
     // less history than the file had, which is the price of carrying on.
     memory_->update(key, change);
+  }
+
+  // The body runs once, whatever happens to the real store: what it reads comes from the real
+  // store until that fails and from memory after; what it puts is kept aside and written at its
+  // end, to the real store or, if that failed anywhere in the transaction, to memory.
+  void transact(const std::function<void(Transaction&)>& body) override {
+    std::lock_guard lock(mutex_);
+    if (!primary_) {
+      memory_->transact(body);
+      return;
+    }
+    struct Reading final : Transaction {
+      Transaction* primary = nullptr;  // null once the real store failed
+      Store& memory;
+      std::string failure;
+      std::map<std::string, nlohmann::json, std::less<>> puts;
+      explicit Reading(Store& m) : memory(m) {}
+      nlohmann::json get(std::string_view key) override {
+        if (auto it = puts.find(key); it != puts.end()) return it->second;
+        if (primary) {
+          try {
+            return primary->get(key);
+          } catch (const StoreError& e) {
+            failure = e.what();
+            primary = nullptr;
+          }
+        }
+        return memory.get(key);
+      }
+      void put(std::string_view key, nlohmann::json doc) override {
+        puts.insert_or_assign(std::string(key), std::move(doc));
+      }
+    } reading(*memory_);
+    struct Abandon {};
+    bool started = false, finished = false;
+    try {
+      primary_->transact([&](Transaction& txn) {
+        started = true;
+        reading.primary = &txn;
+        body(reading);  // reading catches the store's errors: what escapes is the body's own
+        finished = true;
+        if (!reading.primary) throw Abandon{};  // roll the real store back; memory takes it
+        for (auto& [key, doc] : reading.puts)
+          txn.put(key, doc);
+      });
+      return;
+    } catch (const Abandon&) {
+    } catch (const StoreError& e) {
+      if (started && !finished) throw;
+      if (reading.failure.empty()) reading.failure = e.what();
+    }
+    fall_back(reading.failure);
+    if (!started) {
+      memory_->transact(body);  // the real store never began: the body has not run yet
+      return;
+    }
+    memory_->transact([&](Transaction& txn) {
+      for (auto& [key, doc] : reading.puts)
+        txn.put(key, std::move(doc));
+    });
   }
 
   std::string describe() const override {

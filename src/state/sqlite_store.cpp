@@ -198,34 +198,24 @@ class SqliteStore final : public Store {
   }
 
   void update(std::string_view key, const std::function<void(nlohmann::json&)>& change) override {
-    std::lock_guard lock(mutex_);
-    // IMMEDIATE takes the write lock before the read, so no other process can slip an update
-    // in between; a deferred BEGIN would fail with SQLITE_BUSY_SNAPSHOT instead of waiting.
-    step_done(begin_);
-    try {
+    in_write_transaction([&] {
       nlohmann::json doc = read(key);
       change(doc);
-      if (doc.is_null()) {
-        Using stmt(delete_);
-        bind(stmt, 1, key);
-        if (sqlite3_step(stmt.get()) != SQLITE_DONE) fail();
-      } else {
-        // Invalid UTF-8 (a provider's garbled header, say) is replaced rather than thrown:
-        // the memory store takes any string, and this one should not fail where it would not.
-        const std::string text = doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-        Using stmt(put_);
-        bind(stmt, 1, key);
-        bind(stmt, 2, text);
-        if (sqlite3_step(stmt.get()) != SQLITE_DONE) fail();
-      }
-      step_done(commit_);
-    } catch (...) {
-      if (!sqlite3_get_autocommit(db_.get())) {
-        Using stmt(rollback_);
-        (void)sqlite3_step(stmt.get());  // the original exception is the one worth reporting
-      }
-      throw;
-    }
+      write(key, doc);
+    });
+  }
+
+  void transact(const std::function<void(Transaction&)>& body) override {
+    struct Open final : Transaction {
+      SqliteStore& store;
+      explicit Open(SqliteStore& s) : store(s) {}
+      nlohmann::json get(std::string_view key) override { return store.read(key); }
+      void put(std::string_view key, nlohmann::json doc) override { store.write(key, doc); }
+    };
+    in_write_transaction([&] {
+      Open txn(*this);
+      body(txn);
+    });
   }
 
   std::string describe() const override {
@@ -304,6 +294,39 @@ class SqliteStore final : public Store {
       }
       throw;
     }
+  }
+
+  // IMMEDIATE takes the write lock before the first read, so no other process can slip an
+  // update in between; a deferred BEGIN would fail with SQLITE_BUSY_SNAPSHOT instead of waiting.
+  void in_write_transaction(const std::function<void()>& work) {
+    std::lock_guard lock(mutex_);
+    step_done(begin_);
+    try {
+      work();
+      step_done(commit_);
+    } catch (...) {
+      if (!sqlite3_get_autocommit(db_.get())) {
+        Using stmt(rollback_);
+        (void)sqlite3_step(stmt.get());  // the original exception is the one worth reporting
+      }
+      throw;
+    }
+  }
+
+  void write(std::string_view key, const nlohmann::json& doc) {
+    if (doc.is_null()) {
+      Using stmt(delete_);
+      bind(stmt, 1, key);
+      if (sqlite3_step(stmt.get()) != SQLITE_DONE) fail();
+      return;
+    }
+    // Invalid UTF-8 (a provider's garbled header, say) is replaced rather than thrown: the
+    // memory store takes any string, and this one should not fail where it would not.
+    const std::string text = doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    Using stmt(put_);
+    bind(stmt, 1, key);
+    bind(stmt, 2, text);
+    if (sqlite3_step(stmt.get()) != SQLITE_DONE) fail();
   }
 
   nlohmann::json read(std::string_view key) {

@@ -26,6 +26,17 @@ class StoreError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// What one Store::transact body sees: documents as the store holds them at that moment, and
+// the ones it puts, written when the body returns.
+class Transaction {
+ public:
+  virtual ~Transaction() = default;
+  // The document under key (as put earlier in this transaction, if it was); null when none.
+  virtual nlohmann::json get(std::string_view key) = 0;
+  // Replaces the document under key; a null document removes the key.
+  virtual void put(std::string_view key, nlohmann::json doc) = 0;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -40,6 +51,12 @@ class Store {
   // writes it back; no other process's update to the same store happens in between. When
   // `change` leaves the document null the key is removed. `change` must not call the store.
   virtual void update(std::string_view key, const std::function<void(nlohmann::json&)>& change) = 0;
+
+  // Runs `body` as one atomic transaction over any number of keys: no other process's update
+  // comes between what it reads and what it puts. This is how the engine writes a whole turn
+  // of its event loop at once (docs/architecture.md, "Shared state"). `body` must not call the
+  // store; an exception from it discards its puts and propagates.
+  virtual void transact(const std::function<void(Transaction&)>& body) = 0;
 
   // Where the state lives, for messages: "sqlite:///home/u/.local/state/detour/state.db",
   // "memory".

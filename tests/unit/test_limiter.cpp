@@ -24,14 +24,14 @@ AdmissionRequest at(double now_ms, double tokens = 10, std::string lease = "x",
   AdmissionRequest r;
   r.now_ms = now_ms;
   r.tokens = tokens;
-  r.lease_id = std::move(lease);
+  r.holder = std::move(lease);
   r.max_wait_ms = max_wait_ms;
   return r;
 }
 
 AdmissionFeedback done(const std::string& lease, double now_ms) {
   AdmissionFeedback f;
-  f.lease_id = lease;
+  f.holder = lease;
   f.replied = true;
   f.now_ms = now_ms;
   return f;
@@ -95,7 +95,8 @@ TEST_CASE("limiter: in-flight slots are shared, freed on settle, and expire", "[
   CHECK(admit(doc, scope, at(0, 1, "b"), true).kind == Admission::Kind::granted);
   Admission full = admit(doc, scope, at(0, 1, "c"), true);
   CHECK(full.kind == Admission::Kind::wait);
-  CHECK(full.poll);
+  CHECK(full.slot_full);
+  CHECK(full.others_hold);  // "a" and "b" are other processes than "c"
   CHECK(full.why == "2 request(s) in flight at mock (its concurrency limit)");
   CHECK(provider_view(doc, scope.provider_limits, 0).in_flight == 2);
   settle(doc, scope, done("a", 10));
@@ -179,7 +180,7 @@ TEST_CASE("limiter: usage corrects the token reservation; unsent requests are gi
   CHECK(provider_view(doc, scope.provider_limits, 0).tokens.remaining == 60);
   REQUIRE(admit(doc, scope, at(0, 60, "b"), true).kind == Admission::Kind::granted);
   AdmissionFeedback refused;
-  refused.lease_id = "b";
+  refused.holder = "b";
   refused.reserved_tokens = 60;
   refused.reached_provider = false;  // connection refused: the provider never counted it
   settle(doc, scope, refused);
@@ -245,4 +246,45 @@ TEST_CASE("limiter: a request refused with a 429 gives its tokens back", "[limit
   f.blocked_until_ms = 1000;
   settle(doc, scope, f);
   CHECK(provider_view(doc, scope.provider_limits, 0).tokens.remaining == 100);
+}
+
+TEST_CASE("limiter: one process's requests in flight are one count, however many", "[limiter]") {
+  json doc;
+  const auto scope = scope_with({{}, {}, {}, 1000});
+  REQUIRE(admit(doc, scope, at(0, 1, "me"), true).kind == Admission::Kind::granted);
+  const std::size_t size_at_1 = doc.dump().size();
+  for (int i = 1; i < 500; ++i) {
+    REQUIRE(admit(doc, scope, at(i, 1, "me"), true).kind == Admission::Kind::granted);
+  }
+  // The same document but for the digits of the count.
+  CHECK(doc.dump().size() <= size_at_1 + 2);
+  CHECK(doc["provider"]["in_flight"].size() == 1);
+  CHECK(doc["provider"]["in_flight"]["me"]["n"] == 500);
+  CHECK(provider_view(doc, scope.provider_limits, 500).in_flight == 500);
+  for (int i = 0; i < 499; ++i)
+    settle(doc, scope, done("me", 600 + i));
+  CHECK(provider_view(doc, scope.provider_limits, 1200).in_flight == 1);
+  settle(doc, scope, done("me", 1200));
+  CHECK(doc["provider"]["in_flight"].empty());
+  // The count expires with the latest reservation's longest attempt, not the first one's.
+  admit(doc, scope, at(0, 1, "me"), true);
+  admit(doc, scope, at(50'000, 1, "me"), true);
+  CHECK(provider_view(doc, scope.provider_limits, 100'000).in_flight == 2);
+  CHECK(provider_view(doc, scope.provider_limits, 110'001).in_flight == 0);
+}
+
+TEST_CASE("limiter: a full scope says whether other processes hold its slots", "[limiter]") {
+  json doc;
+  const auto scope = scope_with({{}, {}, {}, 1});
+  REQUIRE(admit(doc, scope, at(0, 1, "me"), true).kind == Admission::Kind::granted);
+  Admission mine = admit(doc, scope, at(1, 1, "me"), true);
+  CHECK(mine.slot_full);
+  CHECK_FALSE(mine.others_hold);  // only this process's settlement can free it
+  Admission theirs = admit(doc, scope, at(1, 1, "other"), true);
+  CHECK(theirs.slot_full);
+  CHECK(theirs.others_hold);
+  // An entry of an earlier version (one per request) is dropped, not counted.
+  json old = {{"provider", {{"leases", {{"r1", 1e15}}}}}};
+  CHECK(admit(old, scope, at(1, 1, "me"), true).kind == Admission::Kind::granted);
+  CHECK_FALSE(old["provider"].contains("leases"));
 }

@@ -90,21 +90,22 @@ TEST_CASE("limits report: learned limits, slots in flight, circuits and stats fr
   engine::LimitScope scope = engine::limit_scope(local);
   engine::AdmissionRequest request;
   request.now_ms = now;
-  request.lease_id = "a";
+  request.holder = "a";
   REQUIRE(shared.limiter().reserve(scope, request).kind == engine::Admission::Kind::granted);
   engine::AdmissionFeedback feedback;
-  feedback.lease_id = "a";
+  feedback.holder = "a";
   feedback.replied = true;
   feedback.now_ms = now;
   feedback.headers.requests_limit = 60;
   feedback.headers.requests_remaining = 29;
   shared.limiter().settle(scope, feedback);
-  request.lease_id = "b";
+  request.holder = "b";
   REQUIRE(shared.limiter().reserve(scope, request).kind == engine::Admission::Kind::granted);
   for (int i = 0; i < 3; ++i) {
     shared.record(local, engine::ErrorClass::connection, std::nullopt, "connection refused",
                   Millis(3), std::nullopt, w.now.steady, static_cast<std::int64_t>(now));
   }
+  shared.flush();
   json r = w.report({"local"});
   REQUIRE(r["providers"].size() == 1);
   const json& llama = r["providers"][0]["targets"][0];
@@ -150,6 +151,7 @@ TEST_CASE("limits report: targets only the state knows are shown too", "[limits-
   engine::SharedState shared(*w.store);
   shared.record(w.target("openai", "gpt-4o-mini"), engine::ErrorClass::none, 200, "", Millis(120),
                 std::nullopt, w.now.steady, static_cast<std::int64_t>(w.now_ms()));
+  shared.flush();
   json r = w.report({"openai"});
   const json& targets = r["providers"][0]["targets"];
   REQUIRE(targets.size() == 2);

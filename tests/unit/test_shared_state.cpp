@@ -93,17 +93,26 @@ TEST_CASE("state: key fingerprints are short, stable and never the key", "[state
   CHECK(engine::key_fingerprint("").empty());
 }
 
+// A gate decision as a call makes it: inside a sync of its process, against the store as it is.
+engine::Gate synced_gate(engine::SharedState& state, const config::ResolvedTarget& t,
+                         std::chrono::steady_clock::time_point now) {
+  engine::Gate gate;
+  state.in_sync([&] { gate = state.gate(t, now, Millis(60'000)); });
+  return gate;
+}
+
 TEST_CASE("state: of two processes, exactly one gets the half-open probe", "[state]") {
   auto store = state::make_memory_store();
   engine::SharedState one(*store), two(*store);
   const auto t = target();
   for (int i = 0; i < 3; ++i)
     one.record(t, ErrorClass::connection, {}, "refused", Millis(1), {}, t0, 0);
-  CHECK_FALSE(two.gate(t, t0, Millis(60'000)).allowed);  // open, seen by the other process
+  one.flush();                                          // the end of one's turn
+  CHECK_FALSE(synced_gate(two, t, t0).allowed);  // open, seen by the other process
 
   const auto later = t0 + Millis(30'000);
-  auto first = one.gate(t, later, Millis(60'000));
-  auto second = two.gate(t, later, Millis(60'000));
+  auto first = synced_gate(one, t, later);
+  auto second = synced_gate(two, t, later);
   CHECK(first.allowed);
   CHECK(first.probe);
   CHECK_FALSE(second.allowed);
@@ -112,12 +121,13 @@ TEST_CASE("state: of two processes, exactly one gets the half-open probe", "[sta
 
   SECTION("a probe claim whose process died is taken over after the probe timeout") {
     auto much_later = later + Millis(60'001);
-    CHECK(two.gate(t, much_later, Millis(60'000)).probe);
+    CHECK(synced_gate(two, t, much_later).probe);
   }
   SECTION("the probe's success closes the circuit for everyone") {
     one.record(t, ErrorClass::none, 200, "", Millis(10), {}, later, 0);
-    CHECK(two.gate(t, later, Millis(60'000)).allowed);
-    CHECK_FALSE(two.gate(t, later, Millis(60'000)).probe);
+    one.flush();
+    CHECK(synced_gate(two, t, later).allowed);
+    CHECK_FALSE(synced_gate(two, t, later).probe);
   }
 }
 
@@ -137,13 +147,21 @@ TEST_CASE("state: the retry budget is shared, spent by retries, refilled by succ
   CHECK(one.can_retry("p"));
   for (int i = 0; i < 5; ++i)
     one.budget_outcome("p", ErrorClass::server_error);
+  one.flush();
   CHECK_FALSE(two.can_retry("p"));  // 5 of 10 left: retries stop at half
   CHECK_FALSE(two.spend_retry("p"));
   one.budget_outcome("p", ErrorClass::bad_request);  // not transient: costs nothing
   for (int i = 0; i < 10; ++i)
     two.budget_outcome("p", ErrorClass::none);
-  CHECK(one.can_retry("p"));
-  CHECK(one.spend_retry("p"));
+  two.flush();
+  // One's view is as of its last sync; a call reads the budget after one.
+  bool can = false, spent = false;
+  one.in_sync([&] {
+    can = one.can_retry("p");
+    spent = one.spend_retry("p");
+  });
+  CHECK(can);
+  CHECK(spent);
 }
 
 TEST_CASE("state: round-robin turns count up across processes", "[state]") {
