@@ -485,13 +485,4 @@ CallResult Call::interrupted_result() const {
   return stopped;
 }
 
-CallResult run_call(CallContext context, CallSpec spec, CallObserver& observer) {
-  std::optional<CallResult> result;
-  Call call(context, std::move(spec), observer, [&](CallResult r) { result = std::move(r); });
-  call.start();
-  if (!result) context.transport.run();
-  if (!result) return call.interrupted_result();  // the loop was stopped (Ctrl-C)
-  return std::move(*result);
-}
-
 }  // namespace detour::engine
