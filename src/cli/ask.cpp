@@ -248,6 +248,9 @@ int run_ask(const GlobalOptions& global, const AskOptions& options) {
     observer.end_line();
   }
   std::fflush(stdout);
+  // What the call taught the shared state is written now that the answer is out: a one-shot
+  // ask's second and last store transaction (docs/architecture.md, "Shared state").
+  engine.state->flush();
 
   if (result.ok) {
     if (result.degraded) {

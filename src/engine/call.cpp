@@ -513,22 +513,4 @@ CallResult Call::interrupted_result() const {
   return stopped;
 }
 
-CallResult run_call(CallContext context, CallSpec spec, CallObserver& observer) {
-  std::optional<CallResult> result;
-  // The loop ends with the call: what is left on it (a sync of the shared state) is the
-  // flush's to do, not a reason to keep running.
-  Call call(context, std::move(spec), observer, [&](CallResult r) {
-    result = std::move(r);
-    context.transport.stop();
-  });
-  call.start();
-  if (!result) context.transport.run();
-  if (!result) {
-    context.state.flush();
-    return call.interrupted_result();  // the loop was stopped (Ctrl-C)
-  }
-  context.state.flush();
-  return std::move(*result);
-}
-
 }  // namespace detour::engine

@@ -194,7 +194,9 @@ class Call {
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 
-// Runs one call to completion on the transport's loop and returns its result.
+// Runs one call to completion on the transport's loop (through the Driver, driver.cpp) and
+// returns its result. What the call changed in the shared state may still be pending: the
+// caller flushes it (`ask` after printing its answer).
 CallResult run_call(CallContext context, CallSpec spec, CallObserver& observer);
 
 // Replaces every occurrence of each secret in text, so provider messages that echo a key

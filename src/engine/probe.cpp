@@ -4,6 +4,7 @@
 #include <map>
 
 #include "engine/call.hpp"
+#include "engine/driver.hpp"
 #include "engine/health.hpp"
 #include "engine/reply_check.hpp"
 
@@ -77,6 +78,77 @@ void complete(const Exchange& x, const net::HttpResponse& response,
   }
 }
 
+// One exchange as a driver job (docs/architecture.md, "Many calls on one loop"): its answer
+// settles its probes' results; cancelled or interrupted, they stay not completed.
+class ExchangeJob final : public Job {
+ public:
+  struct Shared {
+    const std::vector<ProbeTarget>& probes;
+    std::vector<ProbeResult>& results;
+    const ProbeOptions& options;
+    net::Transport& transport;
+    const net::Clock& clock;
+  };
+  ExchangeJob(Exchange& exchange, const Shared& shared)
+      : x_(exchange), shared_(shared), alive_(std::make_shared<ExchangeJob*>(this)) {}
+  ~ExchangeJob() override {
+    // The handler outlives this job on the transport: it must find nobody there.
+    *alive_ = nullptr;
+    if (request_) shared_.transport.cancel(*request_);
+  }
+
+  void start(Reported reported) override {
+    reported_ = std::move(reported);
+    const config::ResolvedTarget& target = shared_.probes[x_.probes.front()].target;
+    providers::Endpoint endpoint{target.provider->base_url, target.api_key};
+    net::HttpRequest request;
+    if (x_.lists_models) {
+      request = x_.protocol->build_models_request(endpoint);
+    } else {
+      providers::ChatRequest chat;
+      chat.model = target.target.model;
+      chat.messages = {{"user", "Reply with the word OK."}};
+      chat.max_tokens = 1;  // a health check should cost next to nothing
+      request = x_.protocol->build_request(endpoint, chat);
+    }
+    request.total_timeout = shared_.options.timeout;
+    x_.started = shared_.clock.now();
+    net::ResponseHandler handler;
+    handler.on_complete = [alive = alive_](net::HttpResponse response) {
+      if (ExchangeJob* self = *alive) self->completed(response);
+    };
+    request_ = shared_.transport.start(std::move(request), std::move(handler));
+  }
+  void cancel() override {
+    cancelled_ = true;
+    if (request_) shared_.transport.cancel(*request_);
+  }
+  void interrupt() override { report(); }
+
+ private:
+  void completed(const net::HttpResponse& response) {
+    request_.reset();
+    if (!cancelled_) {
+      complete(x_, response, shared_.probes, shared_.results, shared_.options, shared_.clock);
+    }
+    report();
+  }
+  void report() {
+    if (done_) return;
+    done_ = true;
+    Reported reported = reported_;
+    reported();
+  }
+
+  Exchange& x_;
+  Shared shared_;
+  std::shared_ptr<ExchangeJob*> alive_;
+  std::optional<net::Transport::Id> request_;
+  Reported reported_;
+  bool cancelled_ = false;
+  bool done_ = false;
+};
+
 // What the probes learned, kept like any call's outcome: breaker and stats per target, and
 // the limits a chat probe's headers state.
 void record(const std::vector<ProbeTarget>& probes, std::vector<ProbeResult>& results,
@@ -148,30 +220,13 @@ std::vector<ProbeResult> run_probes(const std::vector<ProbeTarget>& probes,
     exchanges.push_back(std::move(x));
   }
 
-  std::size_t pending = exchanges.size();
-  for (Exchange& x : exchanges) {
-    const config::ResolvedTarget& target = probes[x.probes.front()].target;
-    providers::Endpoint endpoint{target.provider->base_url, target.api_key};
-    net::HttpRequest request;
-    if (x.lists_models) {
-      request = x.protocol->build_models_request(endpoint);
-    } else {
-      providers::ChatRequest chat;
-      chat.model = target.target.model;
-      chat.messages = {{"user", "Reply with the word OK."}};
-      chat.max_tokens = 1;  // a health check should cost next to nothing
-      request = x.protocol->build_request(endpoint, chat);
-    }
-    request.total_timeout = options.timeout;
-    x.started = clock.now();
-    net::ResponseHandler handler;
-    handler.on_complete = [&, xp = &x](net::HttpResponse response) {
-      complete(*xp, response, probes, results, options, clock);
-      if (--pending == 0) transport.stop();
-    };
-    transport.start(std::move(request), std::move(handler));
-  }
-  if (pending > 0) transport.run();
+  // Every exchange at once: a health check is as slow as its slowest probe, not their sum.
+  const ExchangeJob::Shared shared{probes, results, options, transport, clock};
+  std::vector<std::unique_ptr<Job>> jobs;
+  for (Exchange& x : exchanges)
+    jobs.push_back(std::make_unique<ExchangeJob>(x, shared));
+  Driver driver(transport, std::max<std::size_t>(1, exchanges.size()), source_of(std::move(jobs)));
+  driver.run();
   record(probes, results, options, clock, state);
   return results;
 }

@@ -57,7 +57,9 @@ struct Fixture {
 
   engine::CallResult run(FakeTransport& transport, FakeClock& clock, engine::CallSpec spec,
                          engine::CallObserver& observer) {
-    return engine::run_call({transport, clock, *state, rng}, std::move(spec), observer);
+    auto result = engine::run_call({transport, clock, *state, rng}, std::move(spec), observer);
+    state->flush();  // as `ask` does once it has printed
+    return result;
   }
 };
 

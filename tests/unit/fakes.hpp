@@ -93,6 +93,8 @@ class FakeTransport final : public net::Transport {
 
   // Timers added and neither fired nor cancelled: what a finished call must not leave behind.
   std::size_t pending_timers() const { return timers_.size(); }
+  // Requests started whose on_complete has not run yet.
+  std::size_t pending_requests() const { return exchanges_.size(); }
 
   std::vector<net::HttpRequest> requests;  // every request started, in order
   std::vector<Id> cancelled;               // every request cancelled, in order
