@@ -175,11 +175,15 @@ void record(const std::vector<ProbeTarget>& probes, std::vector<ProbeResult>& re
       if (options.kind == ProbeKind::chat && r.error == ErrorClass::none)
         state.close_circuit(target);
     }
-    const auto breaker =
-        CircuitBreaker::restore(state.load(target).breaker, state.breaker_config(), now);
-    r.circuit = std::string(to_string(breaker.state(now)));
   }
   state.flush();  // everything the probes taught, in one transaction
+  for (std::size_t i = 0; i < probes.size(); ++i) {
+    ProbeResult& r = results[i];
+    if (r.model.empty()) continue;
+    const auto breaker =
+        CircuitBreaker::restore(state.load(probes[i].target).breaker, state.breaker_config(), now);
+    r.circuit = std::string(to_string(breaker.state(now)));
+  }
 }
 
 }  // namespace

@@ -28,6 +28,27 @@ TargetState current_state(const json& doc, const std::string& key_id) {
   return s;
 }
 
+// Each outcome into the breaker and the stats, in order; an outcome with another key than the
+// state's starts the breaker afresh (see current_state).
+void apply_outcomes(json& doc, const std::vector<RecordedOutcome>& outcomes,
+                    const BreakerConfig& config) {
+  if (outcomes.empty()) return;
+  TargetState s = current_state(doc, outcomes.front().key_id);
+  for (const RecordedOutcome& o : outcomes) {
+    if (o.key_id != s.key_id) {
+      s.breaker = {};
+      s.probe_claimed_ms.reset();
+      s.key_id = o.key_id;
+    }
+    auto breaker = CircuitBreaker::restore(s.breaker, config, o.now);
+    breaker.record(o.outcome, o.now);
+    s.breaker = breaker.snapshot();
+    if (s.breaker.state != BreakerSnapshot::Stored::half_open) s.probe_claimed_ms.reset();
+    record_outcome(s.stats, o.outcome, o.status, o.message, o.latency, o.ttft, o.wall_ms);
+  }
+  doc = to_json(s);
+}
+
 RetryBudget budget_in(const json& doc, const BudgetConfig& config) {
   RetryBudget budget(config.max_tokens, config.token_ratio);
   if (doc.is_object() && doc.contains("retry_tokens") && doc["retry_tokens"].is_number()) {
@@ -199,18 +220,25 @@ Gate SharedState::gate(const config::ResolvedTarget& target, time_point now, Mil
 void SharedState::record(const config::ResolvedTarget& target, ErrorClass outcome,
                          std::optional<int> status, const std::string& message, Millis latency,
                          std::optional<Millis> ttft, time_point now, std::int64_t wall_ms) {
-  const std::string key_id = key_fingerprint(target.api_key);
-  // Captured by value: replayed on the stored document at the next sync.
-  view_.change(target_key(target.target), [key_id, breaker_config = breaker_, outcome, status,
-                                           message, latency, ttft, now, wall_ms](json& doc) {
-    TargetState s = current_state(doc, key_id);
-    auto breaker = CircuitBreaker::restore(s.breaker, breaker_config, now);
-    breaker.record(outcome, now);
-    s.breaker = breaker.snapshot();
-    if (s.breaker.state != BreakerSnapshot::Stored::half_open) s.probe_claimed_ms.reset();
-    record_outcome(s.stats, outcome, status, message, latency, ttft, wall_ms);
-    doc = to_json(s);
-  });
+  RecordedOutcome o{key_fingerprint(target.api_key), outcome, status, message, latency, ttft,
+                    now, wall_ms};
+  const std::string key = target_key(target.target);
+  if (view_.syncing()) {
+    view_.change(key, [o, breaker = breaker_](json& doc) { apply_outcomes(doc, {o}, breaker); });
+    return;
+  }
+  // Outside a sync the outcomes of a target wait together, and the sync replays them on the
+  // stored document in one conversion: a busy process finishes many calls per turn. Calls
+  // read target documents only inside syncs, which see them.
+  auto& batch = outcome_batches_[key];
+  if (!batch || batch->replayed) {
+    batch = std::make_shared<OutcomeBatch>();
+    view_.defer(key, [batch, breaker = breaker_](json& doc) {
+      batch->replayed = true;
+      apply_outcomes(doc, batch->outcomes, breaker);
+    });
+  }
+  batch->outcomes.push_back(std::move(o));
 }
 
 void SharedState::close_circuit(const config::ResolvedTarget& target) {

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <vector>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -29,6 +30,18 @@ namespace detour::engine {
 struct BudgetConfig {
   double max_tokens = 10;    // gRPC's default
   double token_ratio = 0.1;  // a success refunds this much
+};
+
+// One attempt's outcome, as SharedState::record keeps it until the next sync.
+struct RecordedOutcome {
+  std::string key_id;
+  ErrorClass outcome = ErrorClass::none;
+  std::optional<int> status;
+  std::string message;
+  Millis latency{0};
+  std::optional<Millis> ttft;
+  std::chrono::steady_clock::time_point now;
+  std::int64_t wall_ms = 0;
 };
 
 struct Gate {
@@ -83,7 +96,8 @@ class SharedState {
   Gate gate(const config::ResolvedTarget& target, time_point now, Millis probe_timeout,
             const TargetState* known = nullptr);
 
-  // Records one attempt's outcome into the target's breaker and stats.
+  // Records one attempt's outcome into the target's breaker and stats, with the next sync
+  // (inside a sync: in it). Outside a sync the view shows it only after that sync.
   void record(const config::ResolvedTarget& target, ErrorClass outcome, std::optional<int> status,
               const std::string& message, Millis latency, std::optional<Millis> ttft,
               time_point now, std::int64_t wall_ms);
@@ -112,6 +126,10 @@ class SharedState {
   Limiter& limiter() { return limiter_; }
 
  private:
+  struct OutcomeBatch {
+    std::vector<RecordedOutcome> outcomes;
+    bool replayed = false;  // the sync took it: later outcomes start a new batch
+  };
   struct SlotWaiter {
     std::weak_ptr<void> alive;
     std::function<void()> wake;
@@ -130,6 +148,7 @@ class SharedState {
   // Bumped when the loop changes or the state is flushed by hand: a sync timer of an older
   // generation does nothing when it fires.
   std::shared_ptr<std::uint64_t> generation_ = std::make_shared<std::uint64_t>(0);
+  std::map<std::string, std::shared_ptr<OutcomeBatch>> outcome_batches_;  // by target key
   std::map<std::string, std::deque<SlotWaiter>> slot_waiters_;
   std::set<std::string> freed_;   // providers with a settlement since the waiters last woke
   std::set<std::string> remote_;  // providers whose waiters wait on other processes' slots

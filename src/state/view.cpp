@@ -51,6 +51,16 @@ void View::change(const std::string& key, Change change) {
   ask_for_sync();
 }
 
+void View::defer(const std::string& key, Change change) {
+  if (txn_) {
+    change(working(key));
+    dirty_.insert(key);
+    return;
+  }
+  replays_.emplace_back(key, std::move(change));
+  ask_for_sync();
+}
+
 void View::update_now(const std::string& key, const Change& change) {
   if (txn_) {
     change(working(key));

@@ -44,6 +44,10 @@ class View {
   // `change` must therefore depend only on what it captures by value and the document.
   void change(const std::string& key, Change change);
 
+  // As change, but outside a sync the view itself sees it only after the next sync: for
+  // changes nobody reads before then, which need not be applied twice.
+  void defer(const std::string& key, Change change);
+
   // Changes a document against the store as it is now, for decisions other processes must not
   // race (a reservation, a probe claim). Inside a sync: in its transaction. Outside: in a
   // transaction of its own, at once, together with the changes waiting.

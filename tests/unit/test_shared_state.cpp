@@ -135,6 +135,7 @@ TEST_CASE("state: a new API key starts with a closed circuit", "[state]") {
   auto store = state::make_memory_store();
   engine::SharedState state(*store);
   state.record(target(), ErrorClass::auth, 401, "bad key", Millis(1), {}, t0, 0);
+  state.flush();  // an outcome is seen once the turn it came in has synced
   CHECK_FALSE(state.gate(target(), t0 + Millis(1000), Millis(60'000)).allowed);
   CHECK(state.gate(target("sk-key-two-654321"), t0 + Millis(1000), Millis(60'000)).allowed);
   // The stats describe the target, not the key: they stay.
