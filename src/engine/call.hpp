@@ -151,8 +151,7 @@ class Call {
   Admission reserve_now(std::size_t index);  // reserves only what is free at once
   bool capacity_elsewhere(std::size_t except);
   void admit_then_start(std::size_t index, Millis waited);
-  void wait_for_slot(std::size_t index, Millis waited, const Admission& admission,
-                     Millis max_wait);
+  void wait_for_slot(std::size_t index, Millis waited, const Admission& admission, Millis max_wait);
   void skip_for_capacity(std::size_t index, const Admission& admission);
   void release(std::size_t index, const Reservation& reservation, bool reached_provider);
   void release_unsent();

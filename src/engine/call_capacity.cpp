@@ -164,8 +164,7 @@ void Call::wait_for_slot(std::size_t index, Millis waited, const Admission& admi
   if (!p.waiting_for_slot) {
     p.waiting_for_slot = true;
     p.slot_wait_began = ctx_.clock.now();
-    observer_.on_decision("waiting for capacity at " + target.target.name() + ": " +
-                          admission.why);
+    observer_.on_decision("waiting for capacity at " + target.target.name() + ": " + admission.why);
     p.slot_deadline = wait_then(max_wait, [this, index, admission] {
       Progress& q = progress_[index];
       q.slot_deadline.reset();

@@ -156,18 +156,18 @@ void SharedState::wake_waiters(const std::string& provider) {
 void SharedState::arm_recheck() {
   if (recheck_armed_ || !loop_) return;
   recheck_armed_ = true;
-  recheck_timer_ = loop_->add_timer(kOtherHoldersRecheck,
-                   [this, generation = generation_, mine = *generation_] {
-                     if (*generation != mine) return;
-                     recheck_armed_ = false;
-                     recheck_timer_.reset();
-                     auto providers = std::exchange(remote_, {});
-                     view_.in_sync([this, providers] {
-                       for (const auto& p : providers)
-                         wake_waiters(p);
-                     });
-                     view_.sync();
-                   });
+  recheck_timer_ =
+      loop_->add_timer(kOtherHoldersRecheck, [this, generation = generation_, mine = *generation_] {
+        if (*generation != mine) return;
+        recheck_armed_ = false;
+        recheck_timer_.reset();
+        auto providers = std::exchange(remote_, {});
+        view_.in_sync([this, providers] {
+          for (const auto& p : providers)
+            wake_waiters(p);
+        });
+        view_.sync();
+      });
 }
 
 TargetState SharedState::load(const config::ResolvedTarget& target) {
@@ -220,8 +220,8 @@ Gate SharedState::gate(const config::ResolvedTarget& target, time_point now, Mil
 void SharedState::record(const config::ResolvedTarget& target, ErrorClass outcome,
                          std::optional<int> status, const std::string& message, Millis latency,
                          std::optional<Millis> ttft, time_point now, std::int64_t wall_ms) {
-  RecordedOutcome o{key_fingerprint(target.api_key), outcome, status, message, latency, ttft,
-                    now, wall_ms};
+  RecordedOutcome o{
+      key_fingerprint(target.api_key), outcome, status, message, latency, ttft, now, wall_ms};
   const std::string key = target_key(target.target);
   if (view_.syncing()) {
     view_.change(key, [o, breaker = breaker_](json& doc) { apply_outcomes(doc, {o}, breaker); });

@@ -6,15 +6,15 @@
 // sync, and the decisions other processes must not race (reserving capacity, claiming a
 // half-open breaker's probe, a round-robin turn) are made in a sync's transaction.
 #include <chrono>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <set>
-#include <vector>
-#include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "config/config.hpp"
 #include "engine/breaker.hpp"

@@ -73,8 +73,8 @@ class View {
 
   Store& store_;
   std::map<std::string, nlohmann::json, std::less<>> cache_;  // as this process last saw them
-  std::deque<std::pair<std::string, Change>> replays_;       // changes not yet in the store
-  std::deque<std::function<void()>> work_;                   // to run inside the next sync
+  std::deque<std::pair<std::string, Change>> replays_;        // changes not yet in the store
+  std::deque<std::function<void()>> work_;                    // to run inside the next sync
   // During a sync: its transaction, the documents it read or wrote, and those it changed.
   Transaction* txn_ = nullptr;
   std::map<std::string, nlohmann::json, std::less<>> working_;

@@ -121,13 +121,13 @@ TEST_CASE("state cost: calls waiting for a slot are woken by settlements, not by
   for (int i = 0; i < kCalls; ++i) {
     auto spec = f.spec();
     spec.deadline = Millis(60'000);
-    calls.push_back(std::make_unique<engine::Call>(
-        engine::CallContext{transport, clock, *f.state, f.rng}, spec, rec,
-        [&, i](engine::CallResult r) {
-          --in_flight;
-          ++reports[i].count;
-          reports[i].last = std::move(r);
-        }));
+    calls.push_back(
+        std::make_unique<engine::Call>(engine::CallContext{transport, clock, *f.state, f.rng}, spec,
+                                       rec, [&, i](engine::CallResult r) {
+                                         --in_flight;
+                                         ++reports[i].count;
+                                         reports[i].last = std::move(r);
+                                       }));
     calls.back()->start();
   }
   transport.run();
@@ -164,12 +164,12 @@ TEST_CASE("state cost: slots other processes hold are re-checked by one timer pe
   for (int i = 0; i < kCalls; ++i) {
     auto spec = f.spec();
     spec.deadline = Millis(60'000);
-    calls.push_back(std::make_unique<engine::Call>(
-        engine::CallContext{transport, clock, *f.state, f.rng}, spec, rec,
-        [&](engine::CallResult r) {
-          CHECK(r.ok);
-          ++reported;
-        }));
+    calls.push_back(
+        std::make_unique<engine::Call>(engine::CallContext{transport, clock, *f.state, f.rng}, spec,
+                                       rec, [&](engine::CallResult r) {
+                                         CHECK(r.ok);
+                                         ++reported;
+                                       }));
     calls.back()->start();
   }
   transport.run();
@@ -214,8 +214,7 @@ TEST_CASE("call: the deadline during a capacity wait reports once and leaves not
   CHECK(transport.pending_timers() == 0);
 }
 
-TEST_CASE("call: cancelled during a hedge, it reports once and both attempts end",
-          "[call]") {
+TEST_CASE("call: cancelled during a hedge, it reports once and both attempts end", "[call]") {
   Fixture f({"a", "b"});
   FakeClock clock;
   FakeTransport transport(clock, [&](const net::HttpRequest& r) {

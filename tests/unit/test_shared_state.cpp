@@ -107,7 +107,7 @@ TEST_CASE("state: of two processes, exactly one gets the half-open probe", "[sta
   const auto t = target();
   for (int i = 0; i < 3; ++i)
     one.record(t, ErrorClass::connection, {}, "refused", Millis(1), {}, t0, 0);
-  one.flush();                                          // the end of one's turn
+  one.flush();                                   // the end of one's turn
   CHECK_FALSE(synced_gate(two, t, t0).allowed);  // open, seen by the other process
 
   const auto later = t0 + Millis(30'000);

@@ -62,7 +62,8 @@ TEST_CASE("store: a transact whose file is locked carries on in memory, once", "
   const std::string path = dir / "state.db";
   state::make_sqlite_store(path)->update("counter", [](json& doc) { doc = 10; });
   Warnings warnings;
-  auto store = state::open_store("sqlite://" + path, env_of({}), warnings.sink(), kShortBusyTimeout);
+  auto store =
+      state::open_store("sqlite://" + path, env_of({}), warnings.sink(), kShortBusyTimeout);
   RawDb holder(path);
   holder.exec("BEGIN EXCLUSIVE");
   int runs = 0;
@@ -79,8 +80,7 @@ TEST_CASE("store: a transact whose file is locked carries on in memory, once", "
   CHECK(state::make_sqlite_store(path)->get("counter") == 10);
 }
 
-TEST_CASE("view: changes wait for the sync and are replayed on the stored document",
-          "[view]") {
+TEST_CASE("view: changes wait for the sync and are replayed on the stored document", "[view]") {
   CountingStore store(state::make_memory_store());
   state::View one(store), two(store);
   CHECK(one.get("n").is_null());  // first sight: one read
@@ -126,8 +126,7 @@ TEST_CASE("view: work queued for a sync runs inside its one transaction", "[view
   CHECK(wakes == 1);
 }
 
-TEST_CASE("view: update_now decides against the store at once, with what is pending",
-          "[view]") {
+TEST_CASE("view: update_now decides against the store at once, with what is pending", "[view]") {
   CountingStore store(state::make_memory_store());
   state::View view(store);
   view.on_pending([] {});
