@@ -223,6 +223,22 @@ TEST_CASE("store: sqlite leaves the WAL un-checkpointed when it closes", "[store
   CHECK(state::make_sqlite_store(path)->get("counter") == 1);
 }
 
+TEST_CASE("store: sqlite keeps its WAL short across many one-shot processes", "[store]") {
+  // Each process's first connection re-reads the whole WAL to rebuild its index, so the WAL
+  // must be checkpointed every few dozen transactions rather than at SQLite's 1000 pages.
+  TempDir dir;
+  const std::string path = dir / "state.db";
+  for (int process = 0; process < 200; ++process) {
+    auto store = state::make_sqlite_store(path);
+    increment(*store);
+  }
+  std::error_code ec;
+  const auto wal_size = std::filesystem::file_size(path + "-wal", ec);
+  REQUIRE_FALSE(ec);
+  CHECK(wal_size < 64 * 4096);  // 200 transactions without checkpoints would be ~800 KB
+  CHECK(state::make_sqlite_store(path)->get("counter") == 200);
+}
+
 TEST_CASE("store: sqlite rolls back when change throws", "[store]") {
   TempDir dir;
   const std::string path = dir / "state.db";
