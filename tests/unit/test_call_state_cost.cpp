@@ -34,6 +34,23 @@ struct Reports {
   std::uint64_t transactions_at_report = 0;
 };
 
+// Starts n calls of the fixture's chain at once on one loop, each with a minute to wait;
+// `report(i, result)` hears call i.
+std::vector<std::unique_ptr<engine::Call>> start_calls(
+    Fixture& f, FakeTransport& transport, FakeClock& clock, Recorder& rec, int n,
+    std::function<void(int, engine::CallResult)> report) {
+  std::vector<std::unique_ptr<engine::Call>> calls;
+  for (int i = 0; i < n; ++i) {
+    auto spec = f.spec();
+    spec.deadline = Millis(60'000);
+    calls.push_back(std::make_unique<engine::Call>(
+        engine::CallContext{transport, clock, *f.state, f.rng}, spec, rec,
+        [report, i](engine::CallResult r) { report(i, std::move(r)); }));
+    calls.back()->start();
+  }
+  return calls;
+}
+
 }  // namespace
 
 TEST_CASE("state cost: a one-shot call does one transaction before its attempt, one after",
@@ -117,19 +134,11 @@ TEST_CASE("state cost: calls waiting for a slot are woken by settlements, not by
   Recorder rec;
   constexpr int kCalls = 20;
   std::vector<Reports> reports(kCalls);
-  std::vector<std::unique_ptr<engine::Call>> calls;
-  for (int i = 0; i < kCalls; ++i) {
-    auto spec = f.spec();
-    spec.deadline = Millis(60'000);
-    calls.push_back(
-        std::make_unique<engine::Call>(engine::CallContext{transport, clock, *f.state, f.rng}, spec,
-                                       rec, [&, i](engine::CallResult r) {
-                                         --in_flight;
-                                         ++reports[i].count;
-                                         reports[i].last = std::move(r);
-                                       }));
-    calls.back()->start();
-  }
+  auto calls = start_calls(f, transport, clock, rec, kCalls, [&](int i, engine::CallResult r) {
+    --in_flight;
+    ++reports[i].count;
+    reports[i].last = std::move(r);
+  });
   transport.run();
   for (const auto& r : reports) {
     CHECK(r.count == 1);
@@ -160,18 +169,10 @@ TEST_CASE("state cost: slots other processes hold are re-checked by one timer pe
   Recorder rec;
   constexpr int kCalls = 10;
   int reported = 0;
-  std::vector<std::unique_ptr<engine::Call>> calls;
-  for (int i = 0; i < kCalls; ++i) {
-    auto spec = f.spec();
-    spec.deadline = Millis(60'000);
-    calls.push_back(
-        std::make_unique<engine::Call>(engine::CallContext{transport, clock, *f.state, f.rng}, spec,
-                                       rec, [&](engine::CallResult r) {
-                                         CHECK(r.ok);
-                                         ++reported;
-                                       }));
-    calls.back()->start();
-  }
+  auto calls = start_calls(f, transport, clock, rec, kCalls, [&](int, engine::CallResult r) {
+    CHECK(r.ok);
+    ++reported;
+  });
   transport.run();
   CHECK(reported == kCalls);
   // 1 s at one re-check per 20 ms for the whole process is ~50 transactions; ten calls
