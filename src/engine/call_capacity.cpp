@@ -4,7 +4,6 @@
 // attempt ends.
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 
 #include "engine/call.hpp"
 #include "engine/call_internal.hpp"

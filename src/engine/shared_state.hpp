@@ -75,8 +75,6 @@ class SharedState {
   void flush();
   // This process's name in the limiter's in-flight counts.
   const std::string& holder() const { return holder_; }
-  // Store transactions made so far by syncs (tests and benchmarks).
-  std::uint64_t syncs() const { return view_.syncs(); }
 
   // A call waiting for an in-flight slot of `provider`: `wake` runs inside a sync when a
   // settlement in this process may have freed one, or -- when `others_hold` -- on the one

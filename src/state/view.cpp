@@ -127,7 +127,6 @@ void View::sync() {
       txn_ = nullptr;
     });
   }
-  ++syncs_;
   for (auto& [key, doc] : working_)
     cache_.insert_or_assign(key, std::move(doc));
   working_.clear();

@@ -13,7 +13,6 @@
 //
 // Whoever runs the event loop asks for a sync at the end of the turn in which something became
 // pending (on_pending); the view itself knows nothing of the loop.
-#include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
@@ -64,9 +63,6 @@ class View {
   // Called once each time something becomes pending with no sync asked for yet.
   void on_pending(std::function<void()> wake);
 
-  // Syncs run so far (each one store transaction), for tests and benchmarks.
-  std::uint64_t syncs() const { return syncs_; }
-
  private:
   nlohmann::json& working(const std::string& key);
   void ask_for_sync();
@@ -81,7 +77,6 @@ class View {
   std::set<std::string, std::less<>> dirty_;
   std::function<void()> wake_;
   bool wake_asked_ = false;
-  std::uint64_t syncs_ = 0;
 };
 
 }  // namespace detour::state
