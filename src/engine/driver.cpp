@@ -31,8 +31,9 @@ void Driver::run() {
   // The loop runs while anything is pending on it: every running job has a request or a timer
   // there, and a pump is pending whenever a job has reported. So it returns with work left only
   // when it was stopped.
-  if (!running_.empty() || pump_) transport_.run();
-  const bool stopped = !running_.empty() || pump_.has_value();
+  if (loop_has_work()) transport_.run();
+  if (loop_has_work() && grace_) drain_for_grace();
+  const bool stopped = loop_has_work();
   if (pump_) {
     transport_.cancel_timer(*pump_);
     pump_.reset();
@@ -62,6 +63,17 @@ void Driver::run() {
   free_finished();
 }
 
+// The loop was stopped once: the jobs running may finish within the grace, then are cancelled
+// (each still reports); a second stop leaves them to run()'s interrupt.
+void Driver::drain_for_grace() {
+  exhausted_ = true;
+  if (on_stop_) on_stop_();
+  const net::Transport::Id timer = transport_.add_timer(*grace_, [this] { cancel_all(); });
+  if (running_.empty() && !pump_) schedule_pump();
+  transport_.run();
+  transport_.cancel_timer(timer);
+}
+
 void Driver::cancel_all() {
   exhausted_ = true;
   std::vector<std::uint64_t> keys;
@@ -74,15 +86,24 @@ void Driver::cancel_all() {
   }
 }
 
+void Driver::stop_pulling() {
+  exhausted_ = true;
+  // Nothing running: the pump stops the loop (run() may be waiting in it).
+  if (running_.empty() && !driving_) schedule_pump();
+}
+
 // Called only from run() and from the pump timer, never from inside a job's callback: that is
 // what makes freeing reported jobs here safe.
 void Driver::fill() {
   driving_ = true;
   free_finished();
   while (!exhausted_ && running_.size() < max_in_flight_) {
+    if (gate_ && !gate_()) break;
     std::unique_ptr<Job> job = source_();
     if (!job) {
-      exhausted_ = true;
+      // With the gate closed now, the source only had nothing to start yet (it wrote lines that
+      // need no call until the window filled): it is asked again after the next report.
+      if (!gate_ || gate_()) exhausted_ = true;
       break;
     }
     ++pulled_;

@@ -55,6 +55,20 @@ class Driver {
   // Pulls no more jobs and cancels every running one; each still reports once. Safe to call from
   // a consumer (inside a job's report) or a timer.
   void cancel_all();
+  // Pulls no more jobs; those running go on to their end. Safe from a consumer or a timer.
+  void stop_pulling();
+  // While `ready` says no, the source is not asked for the next job (a batch whose ordered
+  // output window is full behind a slow line), and a source that returns nullptr while it says
+  // no is not exhausted, only idle for now. It is asked again each time a job reports, so it
+  // must not say no while nothing is running.
+  void set_gate(std::function<bool()> ready) { gate_ = std::move(ready); }
+  // The first time the loop is stopped (Ctrl-C), no more jobs are pulled and those running get
+  // `grace` to finish before they are cancelled; `on_stop` is told at once. Stopping the loop
+  // again interrupts them. Without a grace, the first stop interrupts (ask, health).
+  void set_grace(Millis grace, std::function<void()> on_stop) {
+    grace_ = grace;
+    on_stop_ = std::move(on_stop);
+  }
 
   bool interrupted() const { return interrupted_; }
   std::size_t in_flight() const { return running_.size(); }
@@ -65,6 +79,8 @@ class Driver {
 
  private:
   void fill();
+  bool loop_has_work() const { return !running_.empty() || pump_.has_value(); }
+  void drain_for_grace();
   void on_reported(std::uint64_t key);
   void schedule_pump();
   void free_finished();
@@ -72,6 +88,9 @@ class Driver {
   net::Transport& transport_;
   std::size_t max_in_flight_;
   JobSource source_;
+  std::function<bool()> gate_;
+  std::optional<Millis> grace_;
+  std::function<void()> on_stop_;
   bool exhausted_ = false;  // the source said no more, or cancel_all/interrupt closed it
   // True while the driver itself starts or interrupts jobs: it frees those that report then
   // itself, so a report needs no pump.

@@ -30,6 +30,21 @@ void Logger::error(std::string_view message, nlohmann::json fields) {
   write("error", message, std::move(fields));
 }
 
+void Logger::summary(std::string_view text, nlohmann::json fields) {
+  if (settings_.verbosity < 0) return;
+  if (settings_.format == LogFormat::json) {
+    const auto first_line = text.substr(0, text.find('\n'));
+    write("info", first_line, std::move(fields));
+    return;
+  }
+  while (!text.empty()) {
+    const auto end = text.find('\n');
+    write("info", text.substr(0, end), nlohmann::json::object());
+    if (end == std::string_view::npos) break;
+    text.remove_prefix(end + 1);
+  }
+}
+
 void Logger::write(std::string_view level, std::string_view message, nlohmann::json fields) {
   std::string line;
   if (settings_.format == LogFormat::json) {

@@ -30,6 +30,9 @@ class Logger {
                nlohmann::json fields = nlohmann::json::object());
   void warning(std::string_view message, nlohmann::json fields = nlohmann::json::object());
   void error(std::string_view message, nlohmann::json fields = nlohmann::json::object());
+  // A report shown unless -q (a batch's summary): each line of `text` as its own stderr line,
+  // or with --log-format json one object holding `fields`.
+  void summary(std::string_view text, nlohmann::json fields);
 
   int verbosity() const { return settings_.verbosity; }
 

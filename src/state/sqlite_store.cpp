@@ -55,10 +55,36 @@ void make_dirs(const std::string& dir, const std::string& path) {
   }
 }
 
+// What the first 100 bytes of a SQLite file say (sqlite.org/fileformat.html, "The Database
+// Header"): the journal mode at offsets 18-19 (2 = WAL), user_version at 60 and application_id
+// at 68, both big-endian.
+struct FileHeader {
+  bool sqlite = false;
+  bool wal = false;
+  std::uint32_t user_version = 0;
+  std::uint32_t application_id = 0;
+};
+
+std::uint32_t big_endian_u32(const unsigned char* p) {
+  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
+         std::uint32_t{p[3]};
+}
+
+FileHeader read_header(int fd) {
+  unsigned char bytes[100];
+  FileHeader header;
+  if (::pread(fd, bytes, sizeof bytes, 0) != static_cast<ssize_t>(sizeof bytes)) return header;
+  header.sqlite = std::memcmp(bytes, "SQLite format 3", 16) == 0;
+  header.wal = header.sqlite && bytes[18] == 2 && bytes[19] == 2;
+  header.user_version = big_endian_u32(bytes + 60);
+  header.application_id = big_endian_u32(bytes + 68);
+  return header;
+}
+
 // Creates the file ourselves so that it is born 0600 (SQLite would use 0644 minus umask, and
 // gives its -wal and -shm files the database file's mode). A file of ours left wider than that
 // is narrowed.
-void prepare_file(const std::string& path) {
+FileHeader prepare_file(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) {
     const int err = errno;
@@ -68,7 +94,9 @@ void prepare_file(const std::string& path) {
   if (::fstat(fd, &st) == 0 && st.st_uid == ::geteuid() && (st.st_mode & 077) != 0) {
     (void)::fchmod(fd, 0600);  // best effort: the store works either way
   }
+  const FileHeader header = read_header(fd);
   ::close(fd);
+  return header;
 }
 
 // Keys sort as bytes both here and in std::string, so a prefix is the half-open range
@@ -127,7 +155,7 @@ class SqliteStore final : public Store {
   SqliteStore(std::string path, Millis busy_timeout) : path_(std::move(path)) {
     if (path_.empty()) throw StoreError("state file: empty path");
     make_dirs(parent_dir(path_), path_);
-    prepare_file(path_);
+    const FileHeader header = prepare_file(path_);
 
     sqlite3* raw = nullptr;
     const int rc =
@@ -140,19 +168,19 @@ class SqliteStore final : public Store {
     sqlite3_busy_timeout(db_.get(), static_cast<int>(std::clamp<int64_t>(
                                         busy_timeout.count(), 0, std::numeric_limits<int>::max())));
 
-    // Reading the header first is the cheap query that finds a corrupt file, and it must come
-    // before anything that writes, so that another program's database is left untouched.
-    // Both reads see one snapshot: another process initialising this new file commits its
-    // table and the application_id together, and two separate reads could see the table
-    // without the id and take our own database for another program's.
-    exec("BEGIN");
-    const bool ours = query_int("PRAGMA application_id") == kApplicationId;
-    const bool foreign = !ours && query_int("SELECT count(*) FROM sqlite_master") != 0;
-    exec("COMMIT");
-    if (foreign) fail_with("not a detour state database (it holds another program's tables)");
-    // WAL lets processes read while one writes; NORMAL skips the fsync per commit, which in
-    // WAL mode risks only the last updates on power loss, never corruption.
-    enable_wal(busy_timeout);
+    // A file whose header already says it is ours, of this schema, in WAL mode -- every open
+    // but the first -- needs none of the checks below: they cost a one-shot `ask` a read
+    // transaction and four statements (tests/bench/run P1). Those header fields are written
+    // once, when the file is made, and reach the main file at the first checkpoint; until then
+    // the header says otherwise and the full checks run. (A future schema migration must
+    // checkpoint the file before it commits, so that an older detour reads the new version
+    // here.) A damaged file passes this but fails its first transaction, which the fallback to
+    // memory handles like any other broken state file.
+    const bool known = header.wal && header.application_id == std::uint32_t(kApplicationId) &&
+                       header.user_version == std::uint32_t(kSchemaVersion);
+    if (!known) check_and_initialise(busy_timeout);
+    // NORMAL skips the fsync per commit, which in WAL mode risks only the last updates on
+    // power loss, never corruption.
     exec("PRAGMA synchronous=NORMAL");
     // Every process's first connection rebuilds the WAL index by reading the whole WAL, so a
     // long WAL is paid for at every start of a one-shot `ask` (tests/bench/run P1). A
@@ -166,23 +194,6 @@ class SqliteStore final : public Store {
     // (tests/bench/run P1; a test in tests/unit/test_store.cpp catches its loss). SQLite still
     // checkpoints when the WAL grows past its limit, and the next opener recovers the WAL.
     sqlite3_db_config(db_.get(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
-    if (!ours) initialise();
-    const int version = query_int("PRAGMA user_version");
-    if (version != kSchemaVersion) {
-      fail_with("schema version " + std::to_string(version) + ", but this detour reads version " +
-                std::to_string(kSchemaVersion));
-    }
-
-    get_ = prepare("SELECT value FROM kv WHERE key = ?1");
-    scan_from_ = prepare("SELECT key, value FROM kv WHERE key >= ?1 ORDER BY key");
-    scan_range_ = prepare("SELECT key, value FROM kv WHERE key >= ?1 AND key < ?2 ORDER BY key");
-    put_ = prepare(
-        "INSERT INTO kv(key, value) VALUES(?1, ?2) "
-        "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
-    delete_ = prepare("DELETE FROM kv WHERE key = ?1");
-    begin_ = prepare("BEGIN IMMEDIATE");
-    commit_ = prepare("COMMIT");
-    rollback_ = prepare("ROLLBACK");
   }
 
   nlohmann::json get(std::string_view key) override {
@@ -193,7 +204,10 @@ class SqliteStore final : public Store {
   std::vector<std::pair<std::string, nlohmann::json>> scan(std::string_view prefix) override {
     std::lock_guard lock(mutex_);
     const std::string upper = prefix_successor(prefix);
-    Using stmt(upper.empty() ? scan_from_ : scan_range_);
+    Using stmt(upper.empty()
+                   ? cached(scan_from_, "SELECT key, value FROM kv WHERE key >= ?1 ORDER BY key")
+                   : cached(scan_range_,
+                            "SELECT key, value FROM kv WHERE key >= ?1 AND key < ?2 ORDER BY key"));
     bind(stmt, 1, prefix);
     if (!upper.empty()) bind(stmt, 2, upper);
     std::vector<std::pair<std::string, nlohmann::json>> out;
@@ -259,6 +273,12 @@ class SqliteStore final : public Store {
     return Stmt(raw);
   }
 
+  // Each statement is compiled on its first use: a one-shot process uses few of them.
+  const Stmt& cached(Stmt& slot, const char* sql) {
+    if (!slot) slot = prepare(sql);
+    return slot;
+  }
+
   void exec(const char* sql) {
     if (sqlite3_exec(db_.get(), sql, nullptr, nullptr, nullptr) != SQLITE_OK) fail();
   }
@@ -280,6 +300,29 @@ class SqliteStore final : public Store {
     if (sqlite3_bind_text64(stmt.get(), index, text.data(), text.size(), SQLITE_TRANSIENT,
                             SQLITE_UTF8) != SQLITE_OK) {
       fail();
+    }
+  }
+
+  // A new file, another program's, or ours in an older state: refuse what is not ours,
+  // initialise what is new, switch to WAL and check the schema version.
+  void check_and_initialise(Millis busy_timeout) {
+    // Reading the header first is the cheap query that finds a corrupt file, and it must come
+    // before anything that writes, so that another program's database is left untouched.
+    // Both reads see one snapshot: another process initialising this new file commits its
+    // table and the application_id together, and two separate reads could see the table
+    // without the id and take our own database for another program's.
+    exec("BEGIN");
+    const bool ours = query_int("PRAGMA application_id") == kApplicationId;
+    const bool foreign = !ours && query_int("SELECT count(*) FROM sqlite_master") != 0;
+    exec("COMMIT");
+    if (foreign) fail_with("not a detour state database (it holds another program's tables)");
+    // WAL lets processes read while one writes.
+    enable_wal(busy_timeout);
+    if (!ours) initialise();
+    const int version = query_int("PRAGMA user_version");
+    if (version != kSchemaVersion) {
+      fail_with("schema version " + std::to_string(version) + ", but this detour reads version " +
+                std::to_string(kSchemaVersion));
     }
   }
 
@@ -322,13 +365,13 @@ class SqliteStore final : public Store {
   // update in between; a deferred BEGIN would fail with SQLITE_BUSY_SNAPSHOT instead of waiting.
   void in_write_transaction(const std::function<void()>& work) {
     std::lock_guard lock(mutex_);
-    step_done(begin_);
+    step_done(cached(begin_, "BEGIN IMMEDIATE"));
     try {
       work();
-      step_done(commit_);
+      step_done(cached(commit_, "COMMIT"));
     } catch (...) {
       if (!sqlite3_get_autocommit(db_.get())) {
-        Using stmt(rollback_);
+        Using stmt(cached(rollback_, "ROLLBACK"));
         (void)sqlite3_step(stmt.get());  // the original exception is the one worth reporting
       }
       throw;
@@ -337,7 +380,7 @@ class SqliteStore final : public Store {
 
   void write(std::string_view key, const nlohmann::json& doc) {
     if (doc.is_null()) {
-      Using stmt(delete_);
+      Using stmt(cached(delete_, "DELETE FROM kv WHERE key = ?1"));
       bind(stmt, 1, key);
       if (sqlite3_step(stmt.get()) != SQLITE_DONE) fail();
       return;
@@ -345,14 +388,16 @@ class SqliteStore final : public Store {
     // Invalid UTF-8 (a provider's garbled header, say) is replaced rather than thrown: the
     // memory store takes any string, and this one should not fail where it would not.
     const std::string text = doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    Using stmt(put_);
+    Using stmt(cached(put_,
+                      "INSERT INTO kv(key, value) VALUES(?1, ?2) "
+                      "ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
     bind(stmt, 1, key);
     bind(stmt, 2, text);
     if (sqlite3_step(stmt.get()) != SQLITE_DONE) fail();
   }
 
   nlohmann::json read(std::string_view key) {
-    Using stmt(get_);
+    Using stmt(cached(get_, "SELECT value FROM kv WHERE key = ?1"));
     bind(stmt, 1, key);
     const int rc = sqlite3_step(stmt.get());
     if (rc == SQLITE_DONE) return nullptr;
@@ -374,6 +419,7 @@ class SqliteStore final : public Store {
   int wal_pages_ = 0;  // in the WAL after this connection's last commit
   std::mutex mutex_;   // one connection and its cached statements, used one call at a time
   std::unique_ptr<sqlite3, DbCloser> db_;  // declared before the statements: closed after them
+  // Compiled on first use (cached()).
   Stmt get_, scan_from_, scan_range_, put_, delete_, begin_, commit_, rollback_;
 };
 

@@ -434,3 +434,101 @@ TEST_CASE("driver: a stopped loop makes every running call report its interrupte
   CHECK(transport.pending_timers() == 0);
   CHECK(transport.pending_requests() == 0);
 }
+
+TEST_CASE("driver: a closed gate pauses pulling without ending the source", "[driver]") {
+  FakeClock clock;
+  FakeTransport transport(clock, [](const net::HttpRequest&) { return FakeReply{}; });
+  Ledger ledger;
+  // A window of 3 behind job 0, which is slow: the others finish, but no job beyond the
+  // window is pulled until job 0 reports.
+  constexpr int kJobs = 12;
+  constexpr std::size_t kWindow = 3;
+  auto source = counted_source(ledger, kJobs, [&](int id) {
+    return std::make_unique<Scripted>(transport, ledger, id, Millis(id == 0 ? 500 : 10));
+  });
+  engine::Driver driver(transport, 8, source);
+  std::size_t pulled_when_head_reported = 0;
+  driver.set_gate([&] {
+    if (ledger.reports[0] == 1 && pulled_when_head_reported == 0)
+      pulled_when_head_reported = ledger.pulled;
+    const std::size_t head = ledger.reports[0] == 1 ? ledger.reported : 0;
+    return ledger.pulled < head + kWindow;
+  });
+  driver.run();
+  CHECK(std::count(ledger.reports.begin(), ledger.reports.end(), 1) == kJobs);
+  CHECK(pulled_when_head_reported == kWindow);  // the gate held them back meanwhile
+  CHECK(ledger.live == 0);
+  CHECK(transport.pending_timers() == 0);
+}
+
+TEST_CASE("driver: a source idle behind a closed gate is asked again, not ended", "[driver]") {
+  FakeClock clock;
+  FakeTransport transport(clock, [](const net::HttpRequest&) { return FakeReply{}; });
+  Ledger ledger;
+  ledger.reports.assign(4, 0);
+  ledger.results.assign(4, {});
+  // The source returns nullptr once while the gate is closed (it "wrote" something that
+  // needed no job and filled the window), then goes on.
+  bool open = true;
+  int next = 0;
+  int idle_answers = 0;
+  engine::Driver driver(transport, 2, [&]() -> std::unique_ptr<engine::Job> {
+    if (next == 1 && idle_answers == 0) {
+      ++idle_answers;
+      open = false;
+      return nullptr;
+    }
+    if (next >= 4) return nullptr;
+    ++ledger.pulled;
+    return std::make_unique<Tracked>(
+        ledger, std::make_unique<Scripted>(transport, ledger, next++, Millis(10)));
+  });
+  driver.set_gate([&] {
+    if (!open && ledger.reported >= 1) open = true;
+    return open;
+  });
+  driver.run();
+  CHECK(idle_answers == 1);
+  CHECK(std::count(ledger.reports.begin(), ledger.reports.end(), 1) == 4);
+}
+
+TEST_CASE("driver: with a grace, the first stop lets running jobs finish; a second interrupts",
+          "[driver]") {
+  FakeClock clock;
+  FakeTransport transport(clock, [](const net::HttpRequest&) { return FakeReply{}; });
+  Ledger ledger;
+  constexpr int kJobs = 20;
+  // Jobs take 100 ms, four at a time; Ctrl-C at 150 ms with a 1 s grace.
+  engine::Driver driver(transport, 4, counted_source(ledger, kJobs, [&](int id) {
+                          return std::make_unique<Scripted>(transport, ledger, id,
+                                                            Millis(id == 5 ? 5000 : 100));
+                        }));
+  int told = 0;
+  driver.set_grace(Millis(1000), [&] { ++told; });
+  std::size_t pulled_at_stop = 0;
+  transport.add_timer(Millis(150), [&] {
+    pulled_at_stop = ledger.pulled;
+    transport.stop();
+  });
+  SECTION("the grace ends: what still runs is cancelled") {
+    driver.run();
+    CHECK(told == 1);
+    CHECK_FALSE(driver.interrupted());
+    CHECK(ledger.pulled == pulled_at_stop);  // nothing admitted after Ctrl-C
+    // Every pulled job reported once; the slow one as cancelled when the grace ran out.
+    for (int id = 0; id < kJobs; ++id)
+      CHECK(ledger.reports[id] == (id < static_cast<int>(pulled_at_stop) ? 1 : 0));
+    CHECK(ledger.results[5].error == engine::ErrorClass::cancelled);
+    CHECK(ledger.results[4].error == engine::ErrorClass::none);  // finished within the grace
+  }
+  SECTION("a second stop interrupts at once") {
+    transport.add_timer(Millis(300), [&] { transport.stop(); });
+    driver.run();
+    CHECK(told == 1);
+    CHECK(driver.interrupted());
+    CHECK(ledger.results[5].error == engine::ErrorClass::cancelled);
+    CHECK(clock.now() < FakeClock{}.now() + Millis(1000));  // not the grace's end
+  }
+  CHECK(ledger.live == 0);
+  CHECK(transport.pending_timers() == 0);
+}

@@ -1,0 +1,150 @@
+#include "cli/request_options.hpp"
+
+#include <CLI/CLI.hpp>
+#include <fstream>
+#include <sstream>
+
+#include "cli/flags.hpp"
+#include "core/error.hpp"
+
+namespace detour::cli {
+
+void add_request_options(CLI::App& cmd, RequestOptions& o, const std::string& option_flag) {
+  cmd.add_option("-m,--model", o.models,
+                 "Route, provider/model or model; repeat (or a,b,c) for a fallback chain")
+      ->allow_extra_args(false);
+  cmd.add_option("-s,--system", o.system, "System prompt");
+  cmd.add_option("--max-tokens", o.max_tokens, "Maximum answer tokens")->check(CLI::PositiveNumber);
+  cmd.add_option("--temperature", o.temperature, "Sampling temperature")
+      ->check(CLI::Range(0.0, 2.0));
+  cmd.add_option(option_flag, o.params, "Extra request body parameter KEY=VALUE (repeatable)")
+      ->allow_extra_args(false);
+  cmd.add_option("--timeout", o.timeout, "One attempt's time limit (default 60s)");
+  cmd.add_option("--deadline", o.deadline, "The whole call's time limit (default 5m)");
+  cmd.add_flag("--no-fallback", o.no_fallback,
+               "Use only the first target (after the route's strategy ordered them)");
+  cmd.add_flag("--no-degrade", o.no_degrade,
+               "Never move to a target of a lower tier than the first the strategy picks");
+  cmd.add_option("--retries", o.retries, "Retries per target for transient errors (default 2)")
+      ->check(CLI::Range(0, 100));
+  cmd.add_option("--schema", o.schema_file,
+                 "JSON Schema file the answer must match (asks for JSON output)");
+  cmd.add_flag("--require-complete", o.require_complete,
+               "An answer cut at max tokens is a failed attempt (truncated)");
+  cmd.add_flag("--truncate", o.truncate,
+               "Drop the oldest messages to fit the smallest context window of the chain");
+}
+
+namespace {
+
+// Body fields detour writes itself, and the flag that sets each. Letting -o replace one
+// breaks the exchange: `stream` without --stream makes detour read an SSE body as JSON, and a
+// token limit under the other name sends both max_tokens and max_completion_tokens.
+struct OwnedField {
+  std::string_view key;
+  std::string_view instead;
+};
+constexpr OwnedField kOwnedFields[] = {
+    {"model", "-m"},
+    {"messages", "the prompt (words, -f or stdin) and -s"},
+    {"contents", "the prompt (words, -f or stdin)"},
+    {"system", "-s"},
+    {"systemInstruction", "-s"},
+    {"system_instruction", "-s"},
+    {"stream", "--stream or --no-stream"},
+    {"stream_options", "--stream (detour asks for usage in every stream)"},
+    {"max_tokens", "--max-tokens"},
+    {"max_completion_tokens", "--max-tokens"},
+    {"maxOutputTokens", "--max-tokens"},
+    {"max_output_tokens", "--max-tokens"},
+};
+
+const OwnedField* owned_field(std::string_view key) {
+  for (const auto& field : kOwnedFields) {
+    if (field.key == key) return &field;
+  }
+  return nullptr;
+}
+
+void refuse_owned(const std::string& param, std::string_view key) {
+  if (const OwnedField* field = owned_field(key)) {
+    throw UsageError("-o " + param + ": detour sets " + std::string(key) + " itself; use " +
+                     std::string(field->instead) + " instead");
+  }
+}
+
+}  // namespace
+
+nlohmann::json parse_extra_params(const std::vector<std::string>& params) {
+  nlohmann::json extra = nlohmann::json::object();
+  for (const auto& param : params) {
+    auto eq = param.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      throw UsageError("-o " + param + ": expected KEY=VALUE");
+    }
+    std::string key = param.substr(0, eq);
+    std::string value = param.substr(eq + 1);
+    refuse_owned(param, key);
+    auto parsed = nlohmann::json::parse(value, nullptr, /*allow_exceptions=*/false);
+    // Gemini's generationConfig object is merged into the one detour builds.
+    if (key == "generationConfig" || key == "generation_config") {
+      if (parsed.is_object()) {
+        for (const auto& [inner, unused] : parsed.items())
+          refuse_owned(param, inner);
+      }
+    }
+    extra[key] = parsed.is_discarded() ? nlohmann::json(value) : parsed;
+  }
+  return extra;
+}
+
+nlohmann::json read_schema_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UsageError("--schema " + path + ": cannot read the file");
+  std::stringstream text;
+  text << in.rdbuf();
+  auto schema = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  if (schema.is_discarded()) throw UsageError("--schema " + path + ": not valid JSON");
+  if (!schema.is_object() && !schema.is_boolean()) {
+    throw UsageError("--schema " + path + ": a JSON Schema is an object (or true/false)");
+  }
+  return schema;
+}
+
+// Unknown tiers are kept: we cannot know they are worse. --no-fallback and --no-degrade are
+// about the first target the route's strategy picks, so the call applies them once it has
+// ordered the chain.
+void apply_min_tier(config::Chain& chain) {
+  if (!chain.min_tier) return;
+  const int floor = *chain.min_tier;
+  std::vector<config::ResolvedTarget> kept;
+  for (auto& target : chain.targets) {
+    if (!target.model.tier || *target.model.tier >= floor) kept.push_back(std::move(target));
+  }
+  if (kept.empty()) {
+    throw ConfigError("no target of the chain has tier " + std::to_string(floor) + " or above");
+  }
+  chain.targets = std::move(kept);
+}
+
+engine::CallSpec base_call_spec(const RequestOptions& o, const config::Config& config,
+                                const nlohmann::json& extra,
+                                const engine::SchemaValidator* schema) {
+  engine::CallSpec spec;
+  spec.request.system = o.system;
+  spec.request.max_tokens = o.max_tokens ? o.max_tokens : config.defaults.max_tokens;
+  spec.request.temperature = o.temperature ? o.temperature : config.defaults.temperature;
+  spec.request.extra = extra;
+  if (schema) spec.request.schema = schema->schema();
+  spec.timeout = duration_flag("--timeout", o.timeout, config.defaults.timeout);
+  spec.deadline = duration_flag("--deadline", o.deadline, config.defaults.deadline);
+  spec.retries = o.retries.value_or(config.defaults.retries);
+  spec.truncate = o.truncate;
+  spec.no_fallback = o.no_fallback;
+  spec.no_degrade = o.no_degrade;
+  spec.validation.require_complete = o.require_complete;
+  spec.validation.schema = schema;
+  return spec;
+}
+
+}  // namespace detour::cli
