@@ -161,8 +161,10 @@ void InputSource::rewind() {
     }
     from_spool_ = true;
     if (::lseek(spool_fd_, 0, SEEK_SET) < 0) fail("cannot rewind the temporary copy", errno);
-  } else if (::lseek(fd_, static_cast<off_t>(start_offset_), SEEK_SET) < 0) {
-    fail("cannot read it again", errno);
+  } else {
+    if (::lseek(fd_, static_cast<off_t>(start_offset_), SEEK_SET) < 0)
+      fail("cannot read it again", errno);
+    input_done_ = false;
   }
   reader_.restart([this](char* b, std::size_t n) { return read_input(b, n); });
 }
