@@ -3,6 +3,8 @@
 #include <cstring>
 #include <limits>
 
+#include "batch/id_scan.hpp"
+
 namespace detour::batch {
 
 namespace {
@@ -318,6 +320,15 @@ std::optional<std::size_t> invalid_utf8_at(std::string_view text) {
   const std::size_t n = text.size();
   std::size_t i = 0;
   while (i < n) {
+    // Eight ASCII bytes at a time: most of a JSONL file is ASCII.
+    if (i + 8 <= n) {
+      std::uint64_t word;
+      std::memcpy(&word, s + i, 8);
+      if ((word & 0x8080808080808080ULL) == 0) {
+        i += 8;
+        continue;
+      }
+    }
     const unsigned char c = s[i];
     if (c < 0x80) {
       ++i;
@@ -420,6 +431,8 @@ std::string line_id(std::string_view text, std::uint64_t line_no) {
   if (invalid_utf8_at(text)) {
     repaired = replace_invalid_utf8(text);
     text = repaired;
+  } else if (auto scanned = detail::scan_line_id(text)) {
+    return scanned->id ? std::move(*scanned->id) : std::to_string(line_no);
   }
   IdSax sax;
   if (!nlohmann::json::sax_parse(text, &sax)) return std::to_string(line_no);

@@ -4,11 +4,14 @@
 
 #include <unistd.h>
 
+#include <random>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "batch/id_scan.hpp"
 #include "batch/id_set.hpp"
+#include "batch/input_line.hpp"
 #include "batch/input_scan.hpp"
 
 using namespace detour::batch;
@@ -166,4 +169,80 @@ TEST_CASE("batch ids: scan_input reports a duplicate and still rewinds", "[batch
   while (source.next(line))
     ++count;
   CHECK(count == 6);
+}
+
+TEST_CASE("batch ids: the fast id scanner is sure of ordinary lines only", "[batch]") {
+  using detour::batch::detail::scan_line_id;
+  struct Row {
+    const char* line;
+    bool sure;
+    const char* id;  // when sure; "" for none
+  };
+  const std::vector<Row> rows = {
+      {R"({"id": "a1", "prompt": "x", "metadata": {"k": [1, -2.5, true, null, {}]}})", true, "a1"},
+      {R"({"prompt": "x\n\"q\" \u00e9", "id": 7})", true, "7"},
+      {R"( { "id" : -12 , "n": 0.25 } )", true, "-12"},
+      {R"({"id": -0})", true, "0"},
+      {R"({"id": 1.0})", true, ""},
+      {R"({"id": ""})", true, ""},
+      {R"({"custom_id": "c", "id": "i", "body": {"messages": []}})", true, "c"},
+      {R"({"body": {}, "id": "i"})", true, ""},
+      {"{}", true, ""},
+      // Left to nlohmann: exponents, long numbers, surrogates, escaped keys and ids, errors.
+      {R"({"id": "a", "x": 1e5})", false, ""},
+      {R"({"id": 1234567890123456789})", false, ""},
+      {R"({"id": "a", "x": "\ud83d\ude00"})", false, ""},
+      {R"({"\u0069d": "a"})", false, ""},
+      {R"({"id": "a\"b"})", false, ""},
+      {"\xef\xbb\xbf{}", false, ""},
+      {R"({"id": "a",})", false, ""},
+      {R"({"id": 01})", false, ""},
+      {R"([1])", false, ""},
+      {R"({"a": tru})", false, ""},
+      {R"({"a": [1 2]})", false, ""},
+      {R"({"a": "x)", false, ""},
+  };
+  for (const auto& row : rows) {
+    INFO(row.line);
+    const auto scanned = scan_line_id(row.line);
+    REQUIRE(scanned.has_value() == row.sure);
+    if (scanned) CHECK(scanned->id.value_or("") == row.id);
+  }
+}
+
+TEST_CASE("batch ids: line_id gives parse_line's id on ten thousand mutated lines", "[batch]") {
+  const std::vector<std::string> seeds = {
+      R"({"id": "a1", "prompt": "x", "metadata": {"k": [1, -2.5, true, null, {}]}})",
+      R"({"id": 42, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5})",
+      R"({"custom_id": "c-9", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "m", "messages": []}})",
+      R"({"prompt": "p\u00e9\n", "id": -7, "temperature": 0.5})",
+      R"({"body": null, "id": "x", "custom_id": 3})",
+  };
+  const std::string alphabet = "{}[]\":,\\ u0123456789.-eEtrfalsnidbody_c\t";
+  std::mt19937 rng(20240531);  // fixed: the same lines on every run
+  int sure = 0;
+  for (int round = 0; round < 10000; ++round) {
+    std::string line = seeds[rng() % seeds.size()];
+    const int edits = 1 + static_cast<int>(rng() % 3);
+    for (int e = 0; e < edits && !line.empty(); ++e) {
+      const std::size_t at = rng() % line.size();
+      const char c = alphabet[rng() % alphabet.size()];
+      switch (rng() % 3) {
+        case 0:
+          line.erase(at, 1);
+          break;
+        case 1:
+          line.insert(at, 1, c);
+          break;
+        default:
+          line[at] = c;
+      }
+    }
+    const ParsedLine parsed = parse_line(line, 5);
+    const std::string id = std::visit([](const auto& p) { return p.id; }, parsed);
+    INFO(line);
+    REQUIRE(line_id(line, 5) == id);
+    if (detour::batch::detail::scan_line_id(line)) ++sure;
+  }
+  CHECK(sure > 1000);  // the fast path was exercised, not only the fallback
 }
