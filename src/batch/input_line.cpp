@@ -207,7 +207,7 @@ bool is_openai_line(const ojson& line) {
   return line.contains("custom_id") || line.contains("body");
 }
 
-// The id rule of both formats (see the header); `problem` says what is wrong with a given one.
+// The id rule of both formats (see the header); `problem_text` is set when a given id is wrong.
 std::string id_of(const ojson& line, std::uint64_t line_no, std::string& problem_text) {
   const char* key = is_openai_line(line) ? "custom_id" : "id";
   const ojson* id = field(line, key);
@@ -378,35 +378,28 @@ ParsedLine parse_line(std::string_view text, std::uint64_t line_no) {
     repaired = replace_invalid_utf8(text);
     text = repaired;
   }
+  std::string problem_text;  // the first thing wrong with the line as a whole
   ojson line;
   try {
     line = ojson::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
-    bad.message = where + (bad_byte ? "not valid UTF-8 at byte " + std::to_string(*bad_byte + 1)
-                                    : "not valid JSON: " + parse_reason(e));
-    return bad;
+    problem_text = "not valid JSON: " + parse_reason(e);
   }
-  if (!line.is_object()) {
-    bad.message = where + "a line must be a JSON object, not " + line.type_name();
-    if (bad_byte) bad.message = where + "not valid UTF-8 at byte " + std::to_string(*bad_byte + 1);
-    return bad;
+  if (problem_text.empty() && !line.is_object())
+    problem_text = std::string("a line must be a JSON object, not ") + line.type_name();
+  if (problem_text.empty()) {
+    bad.id = id_of(line, line_no, problem_text);
+    if (const ojson* metadata = field(line, "metadata")) {
+      if (metadata->is_object())
+        bad.metadata = *metadata;
+      else if (problem_text.empty())
+        problem_text = "\"metadata\" must be an object";
+    }
   }
-
-  std::string id_problem;
-  bad.id = id_of(line, line_no, id_problem);
-  std::string metadata_problem;
-  if (const ojson* metadata = field(line, "metadata")) {
-    if (metadata->is_object())
-      bad.metadata = *metadata;
-    else
-      metadata_problem = "\"metadata\" must be an object";
-  }
-  if (bad_byte) {
-    bad.message = where + "not valid UTF-8 at byte " + std::to_string(*bad_byte + 1);
-    return bad;
-  }
-  if (!id_problem.empty() || !metadata_problem.empty()) {
-    bad.message = where + (id_problem.empty() ? metadata_problem : id_problem);
+  // A stray byte is named even when the repaired line parses: it is what the user must fix.
+  if (bad_byte) problem_text = "not valid UTF-8 at byte " + std::to_string(*bad_byte + 1);
+  if (!problem_text.empty()) {
+    bad.message = where + problem_text;
     return bad;
   }
 
@@ -437,6 +430,12 @@ std::string line_id(std::string_view text, std::uint64_t line_no) {
   IdSax sax;
   if (!nlohmann::json::sax_parse(text, &sax)) return std::to_string(line_no);
   return sax.id(line_no);
+}
+
+std::optional<ParsedLine> parse_input_line(const InputLine& line, std::size_t limit) {
+  if (line.too_long) return too_long_line(line.number, limit);
+  if (is_blank(line.text)) return std::nullopt;
+  return parse_line(line.text, line.number);
 }
 
 }  // namespace detour::batch

@@ -24,6 +24,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "batch/line_reader.hpp"
 #include "providers/types.hpp"
 
 namespace detour::batch {
@@ -54,6 +55,10 @@ ParsedLine parse_line(std::string_view text, std::uint64_t line_no);
 
 // The bad line for a line longer than `limit` bytes (InputLine::too_long).
 BadLine too_long_line(std::uint64_t line_no, std::size_t limit);
+
+// A line as the run reads it: nothing for a blank line, too_long_line for an over-long one
+// (`limit` is the reader's), else parse_line.
+std::optional<ParsedLine> parse_input_line(const InputLine& line, std::size_t limit);
 
 // The id parse_line gives the same line, without building the request: the duplicate check
 // reads every id before anything is sent. For a too-long line the id is its line number.

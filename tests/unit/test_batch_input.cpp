@@ -353,3 +353,13 @@ TEST_CASE("batch input: line_id agrees with parse_line on awkward lines", "[batc
     CHECK(line_id(line, 11) == id);
   }
 }
+
+TEST_CASE("batch input: parse_input_line skips blank lines and reports long ones", "[batch]") {
+  CHECK_FALSE(parse_input_line(InputLine{3, " \t", false}, 100));
+  const auto long_line = parse_input_line(InputLine{4, "", true}, 100);
+  REQUIRE(long_line);
+  CHECK(std::get<BadLine>(*long_line).message == "line 4: longer than the limit of 100 bytes");
+  const auto request = parse_input_line(InputLine{5, R"({"prompt": "x"})", false}, 100);
+  REQUIRE(request);
+  CHECK(std::get<LineRequest>(*request).id == "5");
+}
