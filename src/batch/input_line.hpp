@@ -15,7 +15,17 @@
 // - Keys detour does not know are ignored on a simple line; in an OpenAI "body" they are
 //   carried in ChatRequest::extra and reach the wire.
 // - Fields the line does not set stay unset (system empty, max_tokens/temperature/schema
-//   empty, json_output false), so the runner's command-line defaults apply to them.
+//   empty, json_output false), so the runner's command-line defaults apply to them. A field
+//   that is null is not set.
+// - Messages: "system" and "developer" messages become the system text (after a simple
+//   line's "system" field), joined by blank lines; the others must be "user" or "assistant".
+//   Content is a string or an array of {"type": "text", "text"} parts, concatenated as the
+//   provider would read them; any other part is a problem naming its type.
+// - OpenAI "body": "model", "messages", "max_completion_tokens" (else "max_tokens"),
+//   "temperature" and "response_format" (json_object -> json_output, json_schema -> schema)
+//   are read; "stream" and "stream_options" are dropped because detour chooses whether the
+//   wire streams; everything else goes to extra as written. Only POST /v1/chat/completions.
+// - Messages count bytes from 1 ("not valid UTF-8 at byte 12"), as nlohmann's do.
 #include <cstdint>
 #include <optional>
 #include <string>
