@@ -147,14 +147,12 @@ TEST_CASE("batch input: OpenAI Batch API lines", "[batch]") {
 }
 
 TEST_CASE("batch input: OpenAI max_completion_tokens wins over max_tokens", "[batch]") {
-  const char* head = R"({"custom_id": "x", "method": "POST", "url": "/v1/chat/completions",)";
-  const LineRequest both =
-      good(std::string(head) + R"( "body": {"max_tokens": 5, "max_completion_tokens": 9,)"
-                               R"( "messages": [{"role": "user", "content": "x"}]}})");
+  const std::string head = R"({"custom_id": "x", "method": "POST", "url": "/v1/chat/completions",)";
+  const LineRequest both = good(head + R"( "body": {"max_tokens": 5, "max_completion_tokens": 9,)"
+                                       R"( "messages": [{"role": "user", "content": "x"}]}})");
   CHECK(both.request.max_tokens == 9);
-  const LineRequest one =
-      good(std::string(head) + R"( "body": {"max_completion_tokens": 3,)"
-                               R"( "messages": [{"role": "user", "content": "x"}]}})");
+  const LineRequest one = good(head + R"( "body": {"max_completion_tokens": 3,)"
+                                      R"( "messages": [{"role": "user", "content": "x"}]}})");
   CHECK(one.request.max_tokens == 3);
 }
 

@@ -100,8 +100,12 @@ TEST_CASE("batch reader: line endings and the last line", "[batch]") {
 }
 
 TEST_CASE("batch reader: an over-long line is skipped and the next one still reads", "[batch]") {
-  const std::string text = std::string(50, 'x') + "\n" + R"({"id": "after", "prompt": "p"})" +
-                           "\r\n" + std::string(10, 'y') + "\r\n" + std::string(11, 'z');
+  std::string text(50, 'x');
+  text.append(
+      "\n"
+      R"({"id": "after", "prompt": "p"})"
+      "\r\n");
+  text.append(10, 'y').append("\r\n").append(11, 'z');
   for (std::size_t piece : {1, 7, 4096}) {
     INFO("piece " << piece);
     LineReader reader(from_string(text, piece), 10, 8);
@@ -200,8 +204,11 @@ TEST_CASE("batch input source: a regular file on stdin is read from where it was
 TEST_CASE("batch input source: a pipe is spooled and read back as often as needed", "[batch]") {
   std::string text;
   for (int i = 1; i <= 2000; ++i)
-    text += R"({"id": )" + std::to_string(i) + R"(, "prompt": "p"})" + "\n";
-  text += std::string(300, 'L') + "\nlast";  // a too-long line and no final newline
+    text.append(R"({"id": )")
+        .append(std::to_string(i))
+        .append(R"(, "prompt": "p"})"
+                "\n");
+  text.append(300, 'L').append("\nlast");  // a too-long line and no final newline
   // The test writes everything first, so the pipe must hold it all.
   int fds[2];
   REQUIRE(::pipe(fds) == 0);
