@@ -2,7 +2,7 @@
 
 #include <cstdio>
 
-#include "batch/id_hash.hpp"
+#include "batch/id_set.hpp"
 
 namespace detour::batch {
 
@@ -72,7 +72,7 @@ Json detour_success(const LineContext& line, const engine::CallResult& result) {
 Json openai_line(const LineContext& line, Json response, Json error) {
   const std::string key = id_key(line.id);
   Json out;
-  out["id"] = "batch_req_" + hex16(id_hash(key));
+  out["id"] = "batch_req_" + hex16(hash_id(key));
   out["custom_id"] = custom_id(line.id);
   out["response"] = std::move(response);
   out["error"] = std::move(error);
@@ -123,7 +123,7 @@ Json chat_completion(const LineContext& line, const engine::CallResult& result,
                  {"message", std::move(message)},
                  {"logprobs", nullptr},
                  {"finish_reason", finish}};
-  return {{"id", "chatcmpl-" + hex16(id_hash(id_key(line.id)))},
+  return {{"id", "chatcmpl-" + hex16(hash_id(id_key(line.id)))},
           {"object", "chat.completion"},
           {"created", created_unix_s},
           {"model", model},

@@ -11,7 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "batch/id_hash.hpp"
+#include "batch/id_set.hpp"
 #include "batch/output_file.hpp"
 #include "batch/output_line.hpp"
 #include "core/error.hpp"
@@ -142,7 +142,7 @@ Scan scan(int fd, const std::string& path, std::uint64_t size, ResumeState& stat
     }
     found.good_end = reader.offset();
     if (verdict.kind == LineVerdict::Kind::answered) {
-      state.answered.push_back(id_hash(verdict.id_key));
+      state.answered.push_back(hash_id(verdict.id_key));
     } else {
       ++found.failed;
     }
@@ -189,7 +189,7 @@ void rewrite(int fd, const std::string& path, const Scan& found, mode_t mode) {
   while (reader.next(line, complete)) {
     const LineVerdict verdict = judge_output_line(line);
     if (verdict.kind != LineVerdict::Kind::answered) continue;
-    const std::uint64_t hash = id_hash(verdict.id_key);
+    const std::uint64_t hash = hash_id(verdict.id_key);
     const auto dup = std::lower_bound(found.duplicated.begin(), found.duplicated.end(), hash);
     if (dup != found.duplicated.end() && *dup == hash) {
       const auto index = static_cast<std::size_t>(dup - found.duplicated.begin());
@@ -215,7 +215,7 @@ void rewrite(int fd, const std::string& path, const Scan& found, mode_t mode) {
 }  // namespace
 
 bool ResumeState::answered_ok(std::string_view id_key) const {
-  return std::binary_search(answered.begin(), answered.end(), id_hash(id_key));
+  return std::binary_search(answered.begin(), answered.end(), hash_id(id_key));
 }
 
 LineVerdict judge_output_line(std::string_view line) {

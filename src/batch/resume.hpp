@@ -7,7 +7,8 @@
 //   file system lost the tail) is cut off;
 // - lines answered `ok: false` are removed, since their ids are sent again and appended, and
 //   a second line for an id already answered is removed too;
-// - the ids answered ok are returned as 64-bit hashes (batch/id_hash.hpp), sorted: 8 bytes an
+// - the ids answered ok are returned as 64-bit hashes (batch/id_set.hpp, hash_id), sorted: 8 bytes
+// an
 //   id, however long the ids or the answers.
 //
 // Removing lines rewrites the file through FILE.tmp (same mode, fsynced, renamed over FILE), so
@@ -26,7 +27,7 @@ namespace detour::batch {
 
 struct ResumeState {
   bool existed = false;                  // false: no OUTPUT yet, the run starts from scratch
-  std::vector<std::uint64_t> answered;   // id_hash(id_key) of every id answered ok; sorted, unique
+  std::vector<std::uint64_t> answered;   // hash_id(id_key) of every id answered ok; sorted, unique
   std::uint64_t kept_lines = 0;          // lines left in OUTPUT, one per answered id
   std::uint64_t dropped_failed = 0;      // ok:false lines removed
   std::uint64_t dropped_duplicates = 0;  // later lines for an id already answered, removed

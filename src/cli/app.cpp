@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "cli/ask.hpp"
+#include "cli/batch.hpp"
 #include "cli/global_options.hpp"
 #include "cli/health.hpp"
 #include "cli/limits.hpp"
@@ -54,6 +55,8 @@ int run(int argc, char** argv) {
   add_global_options(app, global);
   AskOptions ask_options;
   CLI::App* ask = add_ask_command(app, ask_options);
+  BatchOptions batch_options;
+  CLI::App* batch = add_batch_command(app, batch_options);
   HealthOptions health_options;
   CLI::App* health = add_health_command(app, health_options);
   LimitsOptions limits_options;
@@ -74,6 +77,7 @@ int run(int argc, char** argv) {
 
   try {
     if (ask->parsed()) return run_ask(global, ask_options);
+    if (batch->parsed()) return run_batch(global, batch_options);
     if (health->parsed()) return run_health(global, health_options);
     if (limits->parsed()) return run_limits(global, limits_options);
   } catch (const DetourError& e) {

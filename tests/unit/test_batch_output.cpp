@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "batch/id_hash.hpp"
+#include "batch/id_set.hpp"
 #include "batch/ordered_writer.hpp"
 #include "batch/output_file.hpp"
 #include "batch/output_line.hpp"
@@ -152,10 +152,6 @@ TEST_CASE("--output-format names and id keys", "[batch]") {
   CHECK(batch::id_key(Json("a1")) == "a1");
   CHECK(batch::id_key(Json(7)) == "7");
   CHECK(batch::id_key(nlohmann::json("7")) == batch::id_key(Json(7)));
-  // The hash is FNV-1a 64: the published test vectors.
-  STATIC_REQUIRE(batch::id_hash("") == 0xcbf29ce484222325ULL);
-  STATIC_REQUIRE(batch::id_hash("a") == 0xaf63dc4c8601ec8cULL);
-  STATIC_REQUIRE(batch::id_hash("foobar") == 0x85944171f73967e8ULL);
 }
 
 // ---- the ordered writer ----

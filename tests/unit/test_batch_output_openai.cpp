@@ -25,7 +25,7 @@
 // `response` carries the provider's HTTP error, so the class is never lost.
 #include <catch2/catch.hpp>
 
-#include "batch/id_hash.hpp"
+#include "batch/id_set.hpp"
 #include "batch/output_line.hpp"
 #include "batch/resume.hpp"
 #include "batch_output_util.hpp"
@@ -110,7 +110,7 @@ TEST_CASE("openai: the same id gets the same line ids in every run", "[batch]") 
   CHECK(a["id"] != c["id"]);
   CHECK(a["id"] == "batch_req_" + [] {
     char hex[17];
-    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(batch::id_hash("x")));
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(batch::hash_id("x")));
     return std::string(hex);
   }());
 }

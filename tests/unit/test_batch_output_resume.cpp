@@ -4,7 +4,7 @@
 
 #include <sys/stat.h>
 
-#include "batch/id_hash.hpp"
+#include "batch/id_set.hpp"
 #include "batch/output_file.hpp"
 #include "batch/output_line.hpp"
 #include "batch/resume.hpp"
@@ -36,7 +36,7 @@ std::string failed_line(OutputFormat format, Json id) {
 std::vector<std::uint64_t> hashes(std::vector<std::string> ids) {
   std::vector<std::uint64_t> out;
   for (const auto& id : ids)
-    out.push_back(batch::id_hash(id));
+    out.push_back(batch::hash_id(id));
   std::sort(out.begin(), out.end());
   return out;
 }
