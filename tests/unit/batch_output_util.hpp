@@ -19,6 +19,14 @@ namespace detour::testing::batch_output {
 
 namespace fs = std::filesystem;
 
+// The keys of a JSON object in their order: the output lines' key order is part of the format.
+inline std::vector<std::string> keys_of(const nlohmann::ordered_json& object) {
+  std::vector<std::string> keys;
+  for (const auto& item : object.items())
+    keys.push_back(item.key());
+  return keys;
+}
+
 class TempDir {
  public:
   TempDir() {

@@ -25,13 +25,6 @@ using batch::OutputFormat;
 
 namespace {
 
-std::vector<std::string> keys_of(const Json& object) {
-  std::vector<std::string> keys;
-  for (const auto& item : object.items())
-    keys.push_back(item.key());
-  return keys;
-}
-
 batch::LineContext line(Json id, std::optional<std::string> route = std::nullopt) {
   batch::LineContext context;
   context.id = std::move(id);

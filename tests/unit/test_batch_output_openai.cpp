@@ -37,13 +37,6 @@ using batch::OutputFormat;
 
 namespace {
 
-std::vector<std::string> keys_of(const Json& object) {
-  std::vector<std::string> keys;
-  for (const auto& item : object.items())
-    keys.push_back(item.key());
-  return keys;
-}
-
 batch::LineContext line(Json id) {
   batch::LineContext context;
   context.id = std::move(id);
