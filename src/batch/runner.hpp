@@ -70,7 +70,7 @@ struct Summary {
   std::uint64_t ok = 0;
   std::uint64_t failed = 0;     // sent and failed
   std::uint64_t bad_input = 0;  // never sent: the line itself is wrong
-  std::uint64_t not_sent = 0;   // never sent: budget spent or interrupted first
+  std::uint64_t not_sent = 0;   // never sent: --max-cost was reached first
   std::int64_t input_tokens = 0;
   std::int64_t output_tokens = 0;
   double cost_usd = 0;
