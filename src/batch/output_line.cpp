@@ -177,15 +177,6 @@ Json result_line(OutputFormat format, const LineContext& line, const engine::Cal
   return openai_line(line, std::move(response), nullptr);
 }
 
-Json bad_input_line(OutputFormat format, const LineContext& line, std::uint64_t line_number,
-                    std::string_view what) {
-  const std::string message = "line " + std::to_string(line_number) + ": " + std::string(what);
-  if (format == OutputFormat::detour) {
-    return detour_failure(line, kBadInput, std::nullopt, message, 0);
-  }
-  return openai_failure(line, kBadInput, std::nullopt, message);
-}
-
 Json not_sent_line(OutputFormat format, const LineContext& line, std::string_view error_class,
                    std::string_view message) {
   if (format == OutputFormat::detour) {

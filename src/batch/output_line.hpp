@@ -44,13 +44,8 @@ int attempts_sent(const engine::CallResult& result);
 nlohmann::ordered_json result_line(OutputFormat format, const LineContext& line,
                                    const engine::CallResult& result, std::int64_t created_unix_s);
 
-// The line for an input line that could not become a request: class `bad_input`, no status,
-// no attempts. The message names the line: "line 7: <what>".
-nlohmann::ordered_json bad_input_line(OutputFormat format, const LineContext& line,
-                                      std::uint64_t line_number, std::string_view what);
-
-// The line for a request that was never sent (`budget_exceeded` after --max-cost, `cancelled`
-// after Ctrl-C): the given class, no status, no attempts.
+// The line for a request that was never sent: `bad_input` (the message names the line:
+// "line 7: <what>"), `budget_exceeded` after --max-cost. The given class, no status, no attempts.
 nlohmann::ordered_json not_sent_line(OutputFormat format, const LineContext& line,
                                      std::string_view error_class, std::string_view message);
 

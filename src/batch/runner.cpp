@@ -98,11 +98,13 @@ std::unique_ptr<engine::Job> Runner::next_job() {
       continue;
     }
     auto& planned = std::get<PlannedCall>(line.plan);
-    if (budget_spent_ || over_budget(planned.spec)) {
-      if (!budget_spent_) {
-        budget_message_ = *over_budget(planned.spec);
+    if (!budget_spent_) {
+      if (auto why = over_budget(planned.spec)) {
+        budget_message_ = std::move(*why);
         budget_spent_ = true;
       }
+    }
+    if (budget_spent_) {
       write(line.sequence, not_sent(line, LineOutcome::Kind::budget_exceeded, budget_message_,
                                     planned.spec.chain.route));
       continue;

@@ -14,24 +14,24 @@
 
 namespace detour::cli {
 
-CLI::App* add_ask_command(CLI::App& app, AskOptions& o) {
-  CLI::App* ask = app.add_subcommand("ask", "One prompt, one answer");
-  ask->fallthrough();
-  ask->add_option("prompt", o.words, "Prompt words (joined by spaces)");
-  add_request_options(*ask, o.request, "-o,--option");
-  ask->add_option("-f,--file", o.files, "Append a file's contents to the prompt (- is stdin)")
+void add_ask_options(CLI::App& command, AskOptions& o) {
+  command.fallthrough();
+  command.add_option("prompt", o.words, "Prompt words (joined by spaces)");
+  add_request_options(command, o.request, "-o,--option");
+  command.add_option("-f,--file", o.files, "Append a file's contents to the prompt (- is stdin)")
       ->allow_extra_args(false);
-  ask->add_flag("--json", o.json, "Print one JSON object with the answer, usage and attempts");
-  auto* stream = ask->add_flag("--stream", o.stream, "Stream the answer, even into a pipe");
-  ask->add_flag("--no-stream", o.no_stream, "Print the answer once complete, even on a terminal")
+  command.add_flag("--json", o.json, "Print one JSON object with the answer, usage and attempts");
+  auto* stream = command.add_flag("--stream", o.stream, "Stream the answer, even into a pipe");
+  command
+      .add_flag("--no-stream", o.no_stream, "Print the answer once complete, even on a terminal")
       ->excludes(stream);
-  ask->add_option("--first-token-timeout", o.first_token_timeout,
-                  "An attempt with no first token by then is a timeout and moves on");
-  ask->add_option("--hedge", o.hedge,
+  command.add_option("--first-token-timeout", o.first_token_timeout,
+                     "An attempt with no first token by then is a timeout and moves on");
+  command
+      .add_option("--hedge", o.hedge,
                   "Also ask the next target when the first has no first token by DUR "
                   "(default: its observed p95); write --hedge=DUR")
       ->expected(0, 1);
-  return ask;
 }
 
 namespace {

@@ -27,7 +27,8 @@ struct AskOptions {
   std::optional<std::string> hedge;  // --hedge[=DUR]: "" when given without a duration
 };
 
-CLI::App* add_ask_command(CLI::App& app, AskOptions& options);
+// The options of `detour ask` on its subcommand (named and described in app.cpp).
+void add_ask_options(CLI::App& command, AskOptions& options);
 int run_ask(const GlobalOptions& global, const AskOptions& options);
 
 // The --json object (README, "detour ask").

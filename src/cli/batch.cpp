@@ -19,30 +19,28 @@
 
 namespace detour::cli {
 
-CLI::App* add_batch_command(CLI::App& app, BatchOptions& o) {
-  CLI::App* batch = app.add_subcommand("batch", "A JSONL file of requests, one answer line each");
-  batch->fallthrough();
-  batch->add_option("input", o.input, "JSONL input file (- is stdin)")->required();
-  batch->add_option("-o,--output", o.output, "Output file (default stdout; created 0600)");
-  batch
-      ->add_option("-j,--concurrency", o.jobs,
-                   "Requests in flight at most (default: from the known limits)")
+void add_batch_options(CLI::App& command, BatchOptions& o) {
+  command.fallthrough();
+  command.add_option("input", o.input, "JSONL input file (- is stdin)")->required();
+  command.add_option("-o,--output", o.output, "Output file (default stdout; created 0600)");
+  command
+      .add_option("-j,--concurrency", o.jobs,
+                  "Requests in flight at most (default: from the known limits)")
       ->check(CLI::Range(1, 4096));
-  batch->add_flag("--resume", o.resume,
-                  "Keep the lines already answered in -o FILE; send the rest and append them");
-  batch->add_flag("--unordered", o.unordered, "Write lines as they finish, not in input order");
-  batch->add_option("--output-format", o.output_format, "detour (default) or openai")
+  command.add_flag("--resume", o.resume,
+                   "Keep the lines already answered in -o FILE; send the rest and append them");
+  command.add_flag("--unordered", o.unordered, "Write lines as they finish, not in input order");
+  command.add_option("--output-format", o.output_format, "detour (default) or openai")
       ->check(CLI::IsMember({"detour", "openai"}));
-  batch->add_option("--progress", o.progress, "bar (on a terminal), plain or none")
+  command.add_option("--progress", o.progress, "bar (on a terminal), plain or none")
       ->check(CLI::IsMember({"bar", "plain", "none"}));
-  batch
-      ->add_option("--max-cost", o.max_cost,
-                   "Stop sending new lines once this many USD are spent or in flight")
+  command
+      .add_option("--max-cost", o.max_cost,
+                  "Stop sending new lines once this many USD are spent or in flight")
       ->check(CLI::NonNegativeNumber);
-  batch->add_flag("--dry-run", o.dry_run,
-                  "Check every line and print tokens, cost and the least time; send nothing");
-  add_request_options(*batch, o.request, "--option");
-  return batch;
+  command.add_flag("--dry-run", o.dry_run,
+                   "Check every line and print tokens, cost and the least time; send nothing");
+  add_request_options(command, o.request, "--option");
 }
 
 namespace {
@@ -72,7 +70,7 @@ int run_batch(const GlobalOptions& global, const BatchOptions& o) {
   }
   const auto format = batch::parse_output_format(o.output_format).value();
   const auto progress_mode = io::parse_progress_mode(o.progress).value();
-  const nlohmann::json extra = parse_extra_params(o.request.params);
+  const nlohmann::json extra = parse_extra_params(o.request.params, "--option");
   std::optional<engine::SchemaValidator> schema;
   if (!o.request.schema_file.empty()) {
     schema.emplace(read_schema_file(o.request.schema_file), "--schema " + o.request.schema_file);

@@ -26,7 +26,8 @@ struct BatchOptions {
   bool dry_run = false;                  // --dry-run
 };
 
-CLI::App* add_batch_command(CLI::App& app, BatchOptions& options);
+// The options of `detour batch` on its subcommand (named and described in app.cpp).
+void add_batch_options(CLI::App& command, BatchOptions& options);
 int run_batch(const GlobalOptions& global, const BatchOptions& options);
 
 }  // namespace detour::cli

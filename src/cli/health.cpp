@@ -13,23 +13,21 @@
 
 namespace detour::cli {
 
-CLI::App* add_health_command(CLI::App& app, HealthOptions& o) {
-  CLI::App* health = app.add_subcommand("health", "Probe providers and targets, for people and CI");
-  health->fallthrough();
-  health->add_option("names", o.names, "Targets, providers or routes to probe (default: all)");
-  health->add_option("--probe", o.probe, "models (no tokens spent) or chat (a one-token request)")
+void add_health_options(CLI::App& command, HealthOptions& o) {
+  command.fallthrough();
+  command.add_option("names", o.names, "Targets, providers or routes to probe (default: all)");
+  command.add_option("--probe", o.probe, "models (no tokens spent) or chat (a one-token request)")
       ->check(CLI::IsMember({"models", "chat"}));
-  health
-      ->add_option("--format", o.format,
-                   "table (default on a terminal), json (default otherwise), prometheus, junit")
+  command
+      .add_option("--format", o.format,
+                  "table (default on a terminal), json (default otherwise), prometheus, junit")
       ->check(CLI::IsMember({"table", "json", "prometheus", "junit"}));
-  health
-      ->add_option("--fail-on", o.fail_on,
-                   "any: every probe must be usable (default); all: fail only if none is; none")
+  command
+      .add_option("--fail-on", o.fail_on,
+                  "any: every probe must be usable (default); all: fail only if none is; none")
       ->check(CLI::IsMember({"any", "all", "none"}));
-  health->add_option("--timeout", o.timeout, "Each probe's time limit (default 10s)");
-  health->add_option("--slow", o.slow, "A usable answer slower than this is degraded (default 5s)");
-  return health;
+  command.add_option("--timeout", o.timeout, "Each probe's time limit (default 10s)");
+  command.add_option("--slow", o.slow, "A usable answer slower than this is degraded (default 5s)");
 }
 
 namespace {

@@ -23,7 +23,8 @@ struct HealthOptions {
   std::string slow;                // --slow DUR (default 5s)
 };
 
-CLI::App* add_health_command(CLI::App& app, HealthOptions& options);
+// The options of `detour health` on its subcommand (named and described in app.cpp).
+void add_health_options(CLI::App& command, HealthOptions& options);
 int run_health(const GlobalOptions& global, const HealthOptions& options);
 
 // What to probe: with no names, every target a route or [models] names, and every provider

@@ -13,13 +13,10 @@ namespace detour::cli {
 
 using nlohmann::json;
 
-CLI::App* add_limits_command(CLI::App& app, LimitsOptions& o) {
-  CLI::App* limits =
-      app.add_subcommand("limits", "What the engine knows now: limits, circuits, latency");
-  limits->fallthrough();
-  limits->add_option("names", o.names, "Providers, provider/model targets or routes to show");
-  limits->add_flag("--json", o.json, "Print one JSON object instead of a table");
-  return limits;
+void add_limits_options(CLI::App& command, LimitsOptions& o) {
+  command.fallthrough();
+  command.add_option("names", o.names, "Providers, provider/model targets or routes to show");
+  command.add_flag("--json", o.json, "Print one JSON object instead of a table");
 }
 
 namespace {

@@ -19,7 +19,8 @@ struct LimitsOptions {
   bool json = false;
 };
 
-CLI::App* add_limits_command(CLI::App& app, LimitsOptions& options);
+// The options of `detour limits` on its subcommand (named and described in app.cpp).
+void add_limits_options(CLI::App& command, LimitsOptions& options);
 int run_limits(const GlobalOptions& global, const LimitsOptions& options);
 
 // The report (engine::limits_report) as a table for people; times relative to now_wall_ms.

@@ -66,31 +66,31 @@ const OwnedField* owned_field(std::string_view key) {
   return nullptr;
 }
 
-void refuse_owned(const std::string& param, std::string_view key) {
+void refuse_owned(const std::string& flag, const std::string& param, std::string_view key) {
   if (const OwnedField* field = owned_field(key)) {
-    throw UsageError("-o " + param + ": detour sets " + std::string(key) + " itself; use " +
+    throw UsageError(flag + " " + param + ": detour sets " + std::string(key) + " itself; use " +
                      std::string(field->instead) + " instead");
   }
 }
 
 }  // namespace
 
-nlohmann::json parse_extra_params(const std::vector<std::string>& params) {
+nlohmann::json parse_extra_params(const std::vector<std::string>& params, const std::string& flag) {
   nlohmann::json extra = nlohmann::json::object();
   for (const auto& param : params) {
     auto eq = param.find('=');
     if (eq == std::string::npos || eq == 0) {
-      throw UsageError("-o " + param + ": expected KEY=VALUE");
+      throw UsageError(flag + " " + param + ": expected KEY=VALUE");
     }
     std::string key = param.substr(0, eq);
     std::string value = param.substr(eq + 1);
-    refuse_owned(param, key);
+    refuse_owned(flag, param, key);
     auto parsed = nlohmann::json::parse(value, nullptr, /*allow_exceptions=*/false);
     // Gemini's generationConfig object is merged into the one detour builds.
     if (key == "generationConfig" || key == "generation_config") {
       if (parsed.is_object()) {
         for (const auto& [inner, unused] : parsed.items())
-          refuse_owned(param, inner);
+          refuse_owned(flag, param, inner);
       }
     }
     extra[key] = parsed.is_discarded() ? nlohmann::json(value) : parsed;

@@ -40,8 +40,9 @@ void add_request_options(CLI::App& command, RequestOptions& options,
 nlohmann::json read_schema_file(const std::string& path);
 
 // -o KEY=VALUE: VALUE is JSON when it parses as JSON (numbers, true, objects), else a string.
-// Throws UsageError naming the flag.
-nlohmann::json parse_extra_params(const std::vector<std::string>& params);
+// Throws UsageError naming the flag (`flag`: batch calls it --option).
+nlohmann::json parse_extra_params(const std::vector<std::string>& params,
+                                  const std::string& flag = "-o");
 
 // Drops the targets below the route's min_tier; throws ConfigError when none is left.
 void apply_min_tier(config::Chain& chain);

@@ -81,7 +81,7 @@ TEST_CASE("lines that did not succeed: class, status, message and the requests s
        {{"class", "overloaded"}, {"status", 503}, {"message", "openai/gpt-4o: busy"}},
        2},
       {"a malformed input line",
-       batch::bad_input_line(OutputFormat::detour, line(7), 7, "not JSON"),
+       batch::not_sent_line(OutputFormat::detour, line(7), batch::kBadInput, "line 7: not JSON"),
        {{"class", "bad_input"}, {"status", nullptr}, {"message", "line 7: not JSON"}},
        0},
       {"over the budget",
@@ -112,7 +112,7 @@ TEST_CASE("metadata is copied unchanged, its key order kept, as the last key", "
     const Json lines[] = {
         batch::result_line(format, context, answered(), 0),
         batch::result_line(format, context, overloaded(), 0),
-        batch::bad_input_line(format, context, 1, "no prompt"),
+        batch::not_sent_line(format, context, batch::kBadInput, "line 1: no prompt"),
         batch::not_sent_line(format, context, "cancelled", "interrupted"),
     };
     for (const auto& j : lines) {

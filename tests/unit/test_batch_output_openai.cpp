@@ -146,7 +146,7 @@ TEST_CASE("openai: failures carry detour's class as the error code", "[batch]") 
        {{"code", "connection"}, {"message", "openai/gpt-4o: connection refused"}},
        nullptr},
       {"a malformed input line",
-       batch::bad_input_line(OutputFormat::openai, line(4), 4, "no body"),
+       batch::not_sent_line(OutputFormat::openai, line(4), batch::kBadInput, "line 4: no body"),
        {{"code", "bad_input"}, {"message", "line 4: no body"}},
        nullptr},
       {"over the budget",

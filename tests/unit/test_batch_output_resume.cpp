@@ -54,7 +54,8 @@ TEST_CASE("resume: each output line is read as answered, failed or not output", 
       {"detour ok", ok_line(OutputFormat::detour, "a1"), Kind::answered, "a1"},
       {"detour failed", failed_line(OutputFormat::detour, "a2"), Kind::failed, "a2"},
       {"detour bad input",
-       batch::to_line(batch::bad_input_line(OutputFormat::detour, ctx(3), 3, "not JSON")),
+       batch::to_line(batch::not_sent_line(OutputFormat::detour, ctx(3), batch::kBadInput,
+                                           "line 3: not JSON")),
        Kind::failed, "3"},
       {"openai ok", ok_line(OutputFormat::openai, "r1"), Kind::answered, "r1"},
       {"openai failed", failed_line(OutputFormat::openai, "r2"), Kind::failed, "r2"},
@@ -165,7 +166,8 @@ TEST_CASE("resume: failed lines are compacted away, keeping exactly the answers"
     // hand); the resumed run was killed mid-line.
     const std::string a = ok_line(format, "a");
     const std::string b = ok_line(format, "b");
-    const std::string bad = batch::to_line(batch::bad_input_line(format, ctx(4), 4, "not JSON"));
+    const std::string bad =
+        batch::to_line(batch::not_sent_line(format, ctx(4), batch::kBadInput, "line 4: not JSON"));
     write_file(path, a + failed_line(format, "b") + failed_line(format, "c") + bad + b +
                          failed_line(format, "c") + ok_line(format, "a") +
                          ok_line(format, "d").substr(0, 20));
