@@ -172,6 +172,12 @@ TEST_CASE("batch: usage errors come before anything is sent", "[batch]") {
     CHECK(r.exit_code == 2);
     CHECK(r.err.find("--resume needs -o") != std::string::npos);
   }
+  SECTION("--option names itself (in batch, -o is the output file)") {
+    RunResult r = batch(env, {env.dir.write("in.jsonl", questions(1)), "--option", "stream=true"});
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("--option stream=true: detour sets stream itself") != std::string::npos);
+    CHECK(env.requests("m1") == 0);
+  }
   SECTION("an input that does not exist") {
     RunResult r = batch(env, {env.dir.file("missing.jsonl"), "-m", "oa/m1"});
     CHECK(r.exit_code == 2);
