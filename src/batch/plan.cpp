@@ -11,6 +11,7 @@ LinePlanner::LinePlanner(engine::CallSpec base, std::vector<std::string> default
       resolve_(std::move(resolve)) {
   base_.request.messages.clear();
   base_.chain = {};
+  base_.reserve_ahead = kReserveAhead;
 }
 
 const std::variant<config::Chain, std::string>& LinePlanner::chain_for(const std::string& model) {

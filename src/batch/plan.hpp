@@ -15,6 +15,12 @@
 
 namespace detour::batch {
 
+// How far ahead a line may reserve a rate-limited slot (engine::CallSpec::reserve_ahead). The
+// rest of the lines in flight wait unreserved, so a one-off `detour ask` of another process
+// sharing the limit gets a slot within about this long plus one interval, not behind all of
+// them (tests/bench/run P8); far enough ahead that the batch still sends on every slot.
+inline constexpr std::chrono::milliseconds kReserveAhead{200};
+
 class LinePlanner {
  public:
   // Resolves -m style names into a chain ready to call (min_tier applied); throws

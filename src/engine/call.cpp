@@ -237,15 +237,15 @@ std::optional<std::size_t> Call::take_candidate() {
       observer_.on_attempt_end(skipped, next_target_text());
       continue;
     }
-    // Capacity: take it if it is free now; otherwise pass over to a target that has some,
-    // and wait (admit_then_start) only when none has.
+    // Capacity: take it if it is free now; otherwise pass over to a target that has some
+    // sooner, and wait (admit_then_start) only when none has.
     const Admission admission = reserve_now(i);
     if (admission.kind == Admission::Kind::too_large) {
       p.done = true;
       skip_for_capacity(i, admission);
       continue;
     }
-    if (admission.kind == Admission::Kind::wait && capacity_elsewhere(i)) {
+    if (admission.kind == Admission::Kind::wait && sooner_elsewhere(i, admission)) {
       p.capacity_skipped = true;
       p.not_before = ctx_.clock.now() + Millis(static_cast<Millis::rep>(admission.wait_ms));
       skip_for_capacity(i, admission);

@@ -44,7 +44,17 @@ struct CallSpec {
   ValidationRules validation;
   BackoffConfig backoff;
   Millis move_on_threshold = kDefaultMoveOnThreshold;
+  // How far ahead a call may reserve a rate-limited slot; unset: as far as its deadline allows.
+  // A batch sets it short, so that its backlog waits unreserved and a one-off `ask` of another
+  // process gets one of the next slots instead of queueing behind every line in flight.
+  std::optional<Millis> reserve_ahead;
 };
+
+// A paced request goes this long after its slot, which stays where it was (the pace is not
+// slowed). Slots are reckoned in whole milliseconds of this machine's clock and arrivals at
+// the provider jitter by about as much: sent exactly on its slot, a request may arrive a hair
+// before the provider's bucket has refilled and get a 429 (tests/bench/run P3).
+inline constexpr Millis kSlotMargin{3};
 
 // What the call uses of the outside world. All references must outlive the call.
 struct CallContext {
@@ -149,8 +159,10 @@ class Call {
 
   // call_capacity.cpp: the limiter, before and after each attempt.
   Admission reserve_now(std::size_t index);  // reserves only what is free at once
-  bool capacity_elsewhere(std::size_t except);
+  bool sooner_elsewhere(std::size_t except, const Admission& admission);
+  std::optional<std::size_t> skipped_with_capacity();
   void admit_then_start(std::size_t index, Millis waited);
+  void hold_off(std::size_t index, Millis waited, const Admission& admission, Millis ahead);
   void wait_for_slot(std::size_t index, Millis waited, const Admission& admission, Millis max_wait);
   void skip_for_capacity(std::size_t index, const Admission& admission);
   void release(std::size_t index, const Reservation& reservation, bool reached_provider);

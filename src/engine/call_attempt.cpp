@@ -155,6 +155,7 @@ void Call::hedge(const std::shared_ptr<Attempt>& attempt, Millis delay) {
     const std::string primary = spec_.chain.targets[attempt->index].target.name();
     const std::size_t saved_cursor = cursor_;
     auto index = take_candidate();
+    if (!index) index = skipped_with_capacity();
     if (!index) {
       observer_.on_decision("no first token from " + primary + " after " + format_duration(delay) +
                             ", and no other target to hedge with");

@@ -66,8 +66,14 @@ Admission Call::reserve_now(std::size_t index) {
   return admission;
 }
 
-// Whether a target later in this pass's order could be sent to right now (a read only).
-bool Call::capacity_elsewhere(std::size_t except) {
+// Whether a target later in this pass's order could be sent to sooner than `admission` allows
+// this one (a read only). Now is sooner than any wait; a slot due at about the same time
+// (within 2 ms) is not, so the order decides ties. When every in-flight slot is taken, nobody
+// knows for how long: only a target free now is sooner.
+bool Call::sooner_elsewhere(std::size_t except, const Admission& admission) {
+  const Millis sooner_than =
+      admission.slot_full ? Millis(0) : ceil_ms(admission.wait_ms - 2.0) - Millis(1);
+  if (sooner_than < Millis(0)) return false;
   const auto now = ctx_.clock.now();
   for (std::size_t at = cursor_; at < order_.size(); ++at) {
     const std::size_t j = order_[at];
@@ -77,10 +83,23 @@ bool Call::capacity_elsewhere(std::size_t except) {
     const auto breaker = CircuitBreaker::restore(p.state.breaker, ctx_.state.breaker_config(), now);
     if (breaker.state(now) == CircuitBreaker::State::open) continue;
     const config::ResolvedTarget& target = spec_.chain.targets[j];
-    Admission a = ctx_.state.limiter().peek(limit_scope(target), admission_request(j, Millis(0)));
+    Admission a = ctx_.state.limiter().peek(limit_scope(target), admission_request(j, sooner_than));
     if (a.kind == Admission::Kind::granted) return true;
   }
   return false;
+}
+
+// A target this pass passed over for capacity that has some now, reserved (for a hedge: the
+// call's attempt may have gone to a later target whose slot was sooner).
+std::optional<std::size_t> Call::skipped_with_capacity() {
+  for (std::size_t j : order_) {
+    Progress& p = progress_[j];
+    if (!p.capacity_skipped || p.done || p.in_flight) continue;
+    if (reserve_now(j).kind != Admission::Kind::granted) continue;
+    p.capacity_skipped = false;
+    return j;
+  }
+  return std::nullopt;
 }
 
 void Call::skip_for_capacity(std::size_t index, const Admission& admission) {
@@ -122,7 +141,8 @@ void Call::admit_then_start(std::size_t index, Millis waited) {
   const config::ResolvedTarget& target = spec_.chain.targets[index];
   // Leave the attempt itself some time: a slot just before the deadline is of no use.
   const Millis max_wait = std::max(Millis(0), time_left() - std::min(spec_.timeout, Millis(1000)));
-  AdmissionRequest request = admission_request(index, max_wait);
+  const Millis ahead = std::min(max_wait, spec_.reserve_ahead.value_or(max_wait));
+  AdmissionRequest request = admission_request(index, ahead);
   Admission admission = ctx_.state.limiter().reserve(limit_scope(target), request);
   if (admission.slot_full && max_wait > Millis(0)) {
     wait_for_slot(index, waited, admission, max_wait);
@@ -134,13 +154,18 @@ void Call::admit_then_start(std::size_t index, Millis waited) {
     waited += std::chrono::duration_cast<Millis>(ctx_.clock.now() - p.slot_wait_began);
     p.waiting_for_slot = false;
   }
+  if (admission.kind == Admission::Kind::wait && admission.wait_ms <= max_wait.count()) {
+    hold_off(index, waited, admission, ahead);
+    return;
+  }
   if (admission.kind != Admission::Kind::granted) {
     p.done = true;
     skip_for_capacity(index, admission);
     next();
     return;
   }
-  const Millis wait = ceil_ms(admission.wait_ms);
+  Millis wait = ceil_ms(admission.wait_ms);
+  if (wait > Millis(0)) wait += kSlotMargin;
   p.reserved = Reservation{request.holder, request.tokens};
   if (wait > Millis(0)) {
     observer_.on_decision("waiting " + format_duration(wait) + " for capacity at " +
@@ -150,6 +175,26 @@ void Call::admit_then_start(std::size_t index, Millis waited) {
   wait_then(wait, [this, index, waited, wait] {
     progress_[index].in_flight = false;
     admit_then_start(index, waited + wait);
+  });
+}
+
+// The next slot is further away than the call may reserve ahead (CallSpec::reserve_ahead), yet
+// within its deadline: it waits without a reservation until the slot is that near, and asks
+// again -- unless another target of the pass can go sooner, which then takes the call.
+void Call::hold_off(std::size_t index, Millis waited, const Admission& admission, Millis ahead) {
+  Progress& p = progress_[index];
+  if (sooner_elsewhere(index, admission)) {
+    p.capacity_skipped = true;  // a later pass comes back to it
+    p.not_before = ctx_.clock.now() + ceil_ms(admission.wait_ms);
+    skip_for_capacity(index, admission);
+    next(waited);
+    return;
+  }
+  const Millis hold = std::max(Millis(1), ceil_ms(admission.wait_ms - static_cast<double>(ahead.count())));
+  p.in_flight = true;  // taken for this wait: no hedge or pass may take it meanwhile
+  wait_then(hold, [this, index, waited, hold] {
+    progress_[index].in_flight = false;
+    admit_then_start(index, waited + hold);
   });
 }
 

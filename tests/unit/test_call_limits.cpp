@@ -2,6 +2,7 @@
 // busy target over for one with capacity, waiting when none has, requests too large for a
 // target, limits learned from headers, and a 429's reset honoured once.
 #include "call_fixture.hpp"
+#include "engine/driver.hpp"
 
 using namespace detour;
 using namespace detour::testing::call;
@@ -20,11 +21,12 @@ TEST_CASE("call limits: a configured rpm paces consecutive calls", "[call][limit
   auto first = f.run(transport, clock, f.spec(), rec);
   REQUIRE(first.ok);
   CHECK(first.attempts[0].waited == Millis(0));
-  auto second = f.run(transport, clock, f.spec(), rec);  // 20 ms later: 980 ms to go
+  // 20 ms later: 980 ms to go, and the margin that keeps a paced request off its slot's edge.
+  auto second = f.run(transport, clock, f.spec(), rec);
   REQUIRE(second.ok);
-  CHECK(second.attempts[0].waited == Millis(980));
+  CHECK(second.attempts[0].waited == Millis(980) + engine::kSlotMargin);
   CHECK_THAT(rec.notes.back(),
-             Catch::Equals("waiting 980ms for capacity at mock/a: requests per minute of mock "
+             Catch::Equals("waiting 983ms for capacity at mock/a: requests per minute of mock "
                            "(60/min)"));
 }
 
@@ -62,7 +64,7 @@ TEST_CASE("call limits: with no capacity anywhere the call waits if the deadline
   spec.deadline = Millis(60'000);
   auto waited = f.run(transport, clock, spec, rec);
   REQUIRE(waited.ok);
-  CHECK(waited.attempts[0].waited == Millis(9980));
+  CHECK(waited.attempts[0].waited == Millis(9980) + engine::kSlotMargin);
 
   auto short_deadline = f.spec();  // 5 s: the next slot is 10 s away
   auto result = f.run(transport, clock, short_deadline, rec);
@@ -72,6 +74,75 @@ TEST_CASE("call limits: with no capacity anywhere the call waits if the deadline
   CHECK(result.attempts[0].error == ErrorClass::skipped_budget);
   CHECK(engine::exit_code_for_failure(result) == 1);
   CHECK(transport.requests.size() == 2);
+}
+
+TEST_CASE("call limits: with no capacity anywhere the call goes where a slot comes sooner",
+          "[call][limits]") {
+  // Two targets of one route, one slow and one fast: once both are busy, a call waits for
+  // the fast one's next slot rather than queueing at the first (what lets two targets of R
+  // a minute carry about 2R, tests/bench/run P4).
+  Fixture f({"a", "b"});
+  f.chain.targets[0].model.rpm = 6;  // one every 10 s
+  f.chain.targets[0].model.burst = 1;
+  f.chain.targets[1].model.rpm = 60;  // one a second
+  f.chain.targets[1].model.burst = 1;
+  FakeClock clock;
+  FakeTransport transport(clock, [&](const net::HttpRequest& r) { return ok_reply(model_of(r)); });
+  Recorder rec;
+  auto spec = [&] {
+    auto s = f.spec();
+    s.deadline = Millis(60'000);
+    return s;
+  };
+  REQUIRE(f.run(transport, clock, spec(), rec).target->target.model == "a");
+  REQUIRE(f.run(transport, clock, spec(), rec).target->target.model == "b");  // `a` is busy
+  auto third = f.run(transport, clock, spec(), rec);  // `a` in 9.96 s, `b` in 0.98 s
+  REQUIRE(third.ok);
+  CHECK(third.target->target.model == "b");
+  REQUIRE(third.attempts.size() == 2);
+  CHECK(third.attempts[0].error == ErrorClass::skipped_budget);
+  CHECK(third.attempts[1].waited == Millis(980) + engine::kSlotMargin);
+  CHECK(transport.requests.size() == 3);
+}
+
+TEST_CASE("call limits: a call that reserves only a little ahead leaves the next slot to others",
+          "[call][limits]") {
+  // A batch line (reserve_ahead) and a one-off call started with it: the one-off gets the next
+  // slot, the batch line the one after (tests/bench/run P8). Without reserve_ahead the batch
+  // line, started first, would take the next slot and the one-off would wait two intervals.
+  Fixture f({"a"});
+  f.provider.rpm = 60;
+  f.provider.burst = 1;
+  FakeClock clock;
+  FakeTransport transport(clock, [&](const net::HttpRequest&) { return ok_reply("ok"); });
+  Recorder rec;
+  for (const bool batch_line_reserves_ahead : {false, true}) {
+    CAPTURE(batch_line_reserves_ahead);
+    clock.advance(Millis(5000));  // a full bucket, which one call empties for 980 ms
+    REQUIRE(f.run(transport, clock, f.spec(), rec).ok);
+    std::vector<engine::CallSpec> specs(2, f.spec());
+    if (batch_line_reserves_ahead) specs[0].reserve_ahead = Millis(200);
+    std::map<std::size_t, engine::CallResult> results;
+    std::size_t next = 0;
+    const engine::CallContext context{transport, clock, *f.state, f.rng};
+    engine::Driver driver(transport, 2, [&]() -> std::unique_ptr<engine::Job> {
+      if (next == specs.size()) return nullptr;
+      const std::size_t id = next++;
+      return std::make_unique<engine::CallJob>(
+          context, specs[id], rec, [&results, id](engine::CallResult r) { results[id] = r; });
+    });
+    driver.run();
+    REQUIRE(results[0].ok);
+    REQUIRE(results[1].ok);
+    const Millis first_slot = Millis(980) + engine::kSlotMargin;
+    if (batch_line_reserves_ahead) {
+      CHECK(results[1].attempts[0].waited == first_slot);
+      CHECK(results[0].attempts[0].waited > Millis(1900));
+    } else {
+      CHECK(results[0].attempts[0].waited == first_slot);
+      CHECK(results[1].attempts[0].waited > Millis(1900));
+    }
+  }
 }
 
 TEST_CASE("call limits: a request larger than a target's whole minute goes elsewhere",
@@ -113,7 +184,7 @@ TEST_CASE("call limits: limits learned from one reply pace the next call", "[cal
   REQUIRE(f.run(transport, clock, f.spec(), rec).ok);
   auto next = f.run(transport, clock, f.spec(), rec);
   REQUIRE(next.ok);
-  CHECK(next.attempts[0].waited == Millis(1000));
+  CHECK(next.attempts[0].waited == Millis(1000) + engine::kSlotMargin);
 }
 
 TEST_CASE("call limits: a 429's retry-after is waited once, not twice", "[call][limits]") {
