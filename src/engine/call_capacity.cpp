@@ -80,8 +80,10 @@ bool Call::sooner_elsewhere(std::size_t except, const Admission& admission) {
     const Progress& p = progress_[j];
     if (j == except || p.done || p.in_flight) continue;
     if (pass_ > 0 && !p.come_back && !p.capacity_skipped) continue;
-    const auto breaker = CircuitBreaker::restore(p.state.breaker, ctx_.state.breaker_config(), now);
-    if (breaker.state(now) == CircuitBreaker::State::open) continue;
+    if (p.state.breaker.state != BreakerSnapshot::Stored::closed &&
+        CircuitBreaker::restore(p.state.breaker, ctx_.state.breaker_config(), now).state(now) ==
+            CircuitBreaker::State::open)
+      continue;
     const config::ResolvedTarget& target = spec_.chain.targets[j];
     Admission a = ctx_.state.limiter().peek(limit_scope(target), admission_request(j, sooner_than));
     if (a.kind == Admission::Kind::granted) return true;

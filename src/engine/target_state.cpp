@@ -62,8 +62,11 @@ std::optional<T> field(const json& doc, const char* name) {
 
 std::vector<std::int64_t> int_list(const json& doc, const char* name) {
   std::vector<std::int64_t> out;
-  if (!doc.is_object() || !doc.contains(name) || !doc[name].is_array()) return out;
-  for (const auto& v : doc[name]) {
+  if (!doc.is_object()) return out;
+  const auto list = doc.find(name);
+  if (list == doc.end() || !list->is_array()) return out;
+  out.reserve(list->size());
+  for (const auto& v : *list) {
     if (v.is_number()) out.push_back(v.get<std::int64_t>());
   }
   return out;
@@ -114,13 +117,25 @@ json to_json(const TargetState& s) {
           {"stats", std::move(stats)}};
 }
 
+namespace {
+
+const json& member_object(const json& doc, const char* key) {
+  static const json empty = json::object();
+  const auto it = doc.find(key);
+  return it != doc.end() && it->is_object() ? *it : empty;
+}
+
+}  // namespace
+
 TargetState target_state_from_json(const json& doc) {
   TargetState s;
   if (!doc.is_object()) return s;
   s.key_id = field<std::string>(doc, "key_id").value_or("");
   s.probe_claimed_ms = field<std::int64_t>(doc, "probe_claimed_ms");
 
-  const json breaker = doc.value("breaker", json::object());
+  // References, not json::value's copies: the window and the latency lists are most of the
+  // document, and every call's plan reads it (tests/bench/run P2, E1).
+  const json& breaker = member_object(doc, "breaker");
   const std::string state = field<std::string>(breaker, "state").value_or("closed");
   s.breaker.state = state == "open"        ? BreakerSnapshot::Stored::open
                     : state == "half_open" ? BreakerSnapshot::Stored::half_open
@@ -128,22 +143,23 @@ TargetState target_state_from_json(const json& doc) {
   s.breaker.open_until_ms = field<std::int64_t>(breaker, "open_until_ms");
   s.breaker.consecutive_failures = field<int>(breaker, "consecutive_failures").value_or(0);
   s.breaker.trips = field<int>(breaker, "trips").value_or(0);
-  if (breaker.is_object() && breaker.contains("window") && breaker["window"].is_array()) {
-    for (const auto& entry : breaker["window"]) {
+  if (const auto w = breaker.find("window"); w != breaker.end() && w->is_array()) {
+    s.breaker.window.reserve(w->size());
+    for (const auto& entry : *w) {
       if (entry.is_array() && entry.size() == 2 && entry[0].is_number() && entry[1].is_boolean())
         s.breaker.window.emplace_back(entry[0].get<std::int64_t>(), entry[1].get<bool>());
     }
   }
 
-  const json stats = doc.value("stats", json::object());
+  const json& stats = member_object(doc, "stats");
   s.stats.calls = field<std::int64_t>(stats, "calls").value_or(0);
   s.stats.success_rate = field<double>(stats, "success_rate");
   s.stats.latency_ms = field<double>(stats, "latency_ms");
   s.stats.latencies_ms = int_list(stats, "latencies_ms");
   s.stats.ttft_ms = int_list(stats, "ttft_ms");
   s.stats.last_success_ms = field<std::int64_t>(stats, "last_success_ms");
-  if (stats.is_object() && stats.contains("last_error") && stats["last_error"].is_object()) {
-    const json& e = stats["last_error"];
+  if (const auto le = stats.find("last_error"); le != stats.end() && le->is_object()) {
+    const json& e = *le;
     s.stats.last_error = LastError{
         field<std::string>(e, "class").value_or("unknown"), field<int>(e, "status"),
         field<std::string>(e, "message").value_or(""), field<std::int64_t>(e, "at_ms").value_or(0)};
