@@ -160,6 +160,7 @@ class Call {
   // call_capacity.cpp: the limiter, before and after each attempt.
   Admission reserve_now(std::size_t index);  // reserves only what is free at once
   bool sooner_elsewhere(std::size_t except, const Admission& admission);
+  std::optional<std::size_t> sooner_skipped(std::size_t except, const Admission& admission);
   std::optional<std::size_t> skipped_with_capacity();
   void admit_then_start(std::size_t index, Millis waited);
   void hold_off(std::size_t index, Millis waited, const Admission& admission, Millis ahead);

@@ -91,6 +91,22 @@ bool Call::sooner_elsewhere(std::size_t except, const Admission& admission) {
   return false;
 }
 
+// A target this pass passed over for capacity whose next slot comes sooner than `admission`
+// allows `except` (a read only).
+std::optional<std::size_t> Call::sooner_skipped(std::size_t except, const Admission& admission) {
+  if (admission.slot_full) return std::nullopt;
+  const Millis sooner_than = ceil_ms(admission.wait_ms - 2.0) - Millis(1);
+  if (sooner_than < Millis(0)) return std::nullopt;
+  for (std::size_t j : order_) {
+    const Progress& p = progress_[j];
+    if (j == except || !p.capacity_skipped || p.done || p.in_flight) continue;
+    const config::ResolvedTarget& target = spec_.chain.targets[j];
+    Admission a = ctx_.state.limiter().peek(limit_scope(target), admission_request(j, sooner_than));
+    if (a.kind == Admission::Kind::granted) return j;
+  }
+  return std::nullopt;
+}
+
 // A target this pass passed over for capacity that has some now, reserved (for a hedge: the
 // call's attempt may have gone to a later target whose slot was sooner).
 std::optional<std::size_t> Call::skipped_with_capacity() {
@@ -185,6 +201,17 @@ void Call::admit_then_start(std::size_t index, Millis waited) {
 // again -- unless another target of the pass can go sooner, which then takes the call.
 void Call::hold_off(std::size_t index, Millis waited, const Admission& admission, Millis ahead) {
   Progress& p = progress_[index];
+  // A target passed over earlier in this pass may be the sooner one by now: without this
+  // look back, a call waiting at a later target stays there, and a batch's backlog drifts
+  // onto the last target of its route while the first goes idle.
+  if (auto earlier = sooner_skipped(index, admission)) {
+    p.capacity_skipped = true;
+    p.not_before = ctx_.clock.now() + ceil_ms(admission.wait_ms);
+    skip_for_capacity(index, admission);
+    progress_[*earlier].capacity_skipped = false;
+    admit_then_start(*earlier, waited);
+    return;
+  }
   if (sooner_elsewhere(index, admission)) {
     p.capacity_skipped = true;  // a later pass comes back to it
     p.not_before = ctx_.clock.now() + ceil_ms(admission.wait_ms);

@@ -245,9 +245,13 @@ void settle(json& doc, const LimitScope& scope, const AdmissionFeedback& f) {
       {&provider, &scope.provider_limits, scope.provider, false},
       {&target, &scope.target_limits, scope.provider + "/" + scope.model, true},
   };
-  // A request the provider refused for its rate limit used none of it, like one that never
-  // reached it: give it all back (the 429's reset is applied below).
-  const bool give_back = !f.reached_provider || f.blocked_until_ms.has_value();
+  // A request that never reached the provider used none of its limits: give it all back. One
+  // it refused for its rate limit used no tokens, but its request slot stays taken: the 429
+  // says the provider's bucket is fuller than ours, and handing the slot back would open a
+  // hole in a schedule other requests have already reserved after it -- the next reservation
+  // would land on top of one of theirs, draw another 429, and so on for the rest of the run.
+  const bool refused = f.blocked_until_ms.has_value();
+  const bool give_back = !f.reached_provider || refused;
   for (const Scope& s : scopes) {
     json& holders = object_at(*s.doc, "in_flight");
     if (auto it = holders.find(f.holder); it != holders.end()) {
@@ -259,7 +263,8 @@ void settle(json& doc, const LimitScope& scope, const AdmissionFeedback& f) {
       }
     }
     if (give_back) {
-      shift_bucket(*s.doc, "requests", requests_rate(*s.doc, *s.configured), -1);
+      if (!f.reached_provider)
+        shift_bucket(*s.doc, "requests", requests_rate(*s.doc, *s.configured), -1);
       shift_bucket(*s.doc, "tokens", tokens_rate(*s.doc, *s.configured), -f.reserved_tokens);
     } else if (f.used_tokens) {
       shift_bucket(*s.doc, "tokens", tokens_rate(*s.doc, *s.configured),

@@ -248,6 +248,27 @@ TEST_CASE("limiter: a request refused with a 429 gives its tokens back", "[limit
   CHECK(provider_view(doc, scope.provider_limits, 0).tokens.remaining == 100);
 }
 
+TEST_CASE("limiter: a 429 does not hand its slot back into a schedule reserved after it",
+          "[limiter]") {
+  // 60 a minute, burst 1: slots at 0, 1000, 2000 and 3000 are reserved, then the one at 1000
+  // draws a 429 whose hint (1,500) is before the last reservation. Giving its slot back would
+  // let the next request in at 3000, on top of the one already there: another 429, and a
+  // hole that never closes. The next request gets 4000.
+  json doc;
+  const auto scope = scope_with({}, {60, {}, 1, {}});
+  for (double slot : {0.0, 1000.0, 2000.0, 3000.0}) {
+    const Admission a = admit(doc, scope, at(0, 1, "me", 10'000), true);
+    REQUIRE(a.kind == Admission::Kind::granted);
+    REQUIRE(a.wait_ms == Approx(slot));
+  }
+  AdmissionFeedback f = done("me", 1000);
+  f.blocked_until_ms = 1500;
+  settle(doc, scope, f);
+  const Admission next = admit(doc, scope, at(1000, 1, "me", 10'000), true);
+  REQUIRE(next.kind == Admission::Kind::granted);
+  CHECK(next.wait_ms == Approx(3000));  // at 4000
+}
+
 TEST_CASE("limiter: one process's requests in flight are one count, however many", "[limiter]") {
   json doc;
   const auto scope = scope_with({{}, {}, {}, 1000});
