@@ -246,9 +246,7 @@ std::optional<std::size_t> Call::take_candidate() {
       continue;
     }
     if (admission.kind == Admission::Kind::wait && sooner_elsewhere(i, admission)) {
-      p.capacity_skipped = true;
-      p.not_before = ctx_.clock.now() + Millis(static_cast<Millis::rep>(admission.wait_ms));
-      skip_for_capacity(i, admission);
+      pass_over(i, admission);
       continue;
     }
     return i;

@@ -159,12 +159,14 @@ class Call {
 
   // call_capacity.cpp: the limiter, before and after each attempt.
   Admission reserve_now(std::size_t index);  // reserves only what is free at once
+  bool can_go_within(std::size_t index, Millis within);
   bool sooner_elsewhere(std::size_t except, const Admission& admission);
   std::optional<std::size_t> sooner_skipped(std::size_t except, const Admission& admission);
   std::optional<std::size_t> skipped_with_capacity();
   void admit_then_start(std::size_t index, Millis waited);
   void hold_off(std::size_t index, Millis waited, const Admission& admission, Millis ahead);
   void wait_for_slot(std::size_t index, Millis waited, const Admission& admission, Millis max_wait);
+  void pass_over(std::size_t index, const Admission& admission);
   void skip_for_capacity(std::size_t index, const Admission& admission);
   void release(std::size_t index, const Reservation& reservation, bool reached_provider);
   void release_unsent();

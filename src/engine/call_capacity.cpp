@@ -66,14 +66,29 @@ Admission Call::reserve_now(std::size_t index) {
   return admission;
 }
 
+// How soon another target's slot must come to beat `admission`'s: at least 2 ms sooner, so
+// that the route's order decides ties; when every in-flight slot is taken nobody knows for how
+// long, so only a target free now beats it. None: nothing can be sooner.
+namespace {
+std::optional<Millis> sooner_than(const Admission& admission) {
+  if (admission.slot_full) return Millis(0);
+  if (admission.wait_ms < 2.0) return std::nullopt;
+  return Millis(static_cast<Millis::rep>(std::floor(admission.wait_ms - 2.0)));
+}
+}  // namespace
+
+// Whether target j could be sent to within `within` (a read only).
+bool Call::can_go_within(std::size_t j, Millis within) {
+  const config::ResolvedTarget& target = spec_.chain.targets[j];
+  return ctx_.state.limiter().peek(limit_scope(target), admission_request(j, within)).kind ==
+         Admission::Kind::granted;
+}
+
 // Whether a target later in this pass's order could be sent to sooner than `admission` allows
-// this one (a read only). Now is sooner than any wait; a slot due at about the same time
-// (within 2 ms) is not, so the order decides ties. When every in-flight slot is taken, nobody
-// knows for how long: only a target free now is sooner.
+// this one.
 bool Call::sooner_elsewhere(std::size_t except, const Admission& admission) {
-  const Millis sooner_than =
-      admission.slot_full ? Millis(0) : ceil_ms(admission.wait_ms - 2.0) - Millis(1);
-  if (sooner_than < Millis(0)) return false;
+  const std::optional<Millis> within = sooner_than(admission);
+  if (!within) return false;
   const auto now = ctx_.clock.now();
   for (std::size_t at = cursor_; at < order_.size(); ++at) {
     const std::size_t j = order_[at];
@@ -84,25 +99,20 @@ bool Call::sooner_elsewhere(std::size_t except, const Admission& admission) {
         CircuitBreaker::restore(p.state.breaker, ctx_.state.breaker_config(), now).state(now) ==
             CircuitBreaker::State::open)
       continue;
-    const config::ResolvedTarget& target = spec_.chain.targets[j];
-    Admission a = ctx_.state.limiter().peek(limit_scope(target), admission_request(j, sooner_than));
-    if (a.kind == Admission::Kind::granted) return true;
+    if (can_go_within(j, *within)) return true;
   }
   return false;
 }
 
 // A target this pass passed over for capacity whose next slot comes sooner than `admission`
-// allows `except` (a read only).
+// allows `except`.
 std::optional<std::size_t> Call::sooner_skipped(std::size_t except, const Admission& admission) {
-  if (admission.slot_full) return std::nullopt;
-  const Millis sooner_than = ceil_ms(admission.wait_ms - 2.0) - Millis(1);
-  if (sooner_than < Millis(0)) return std::nullopt;
+  const std::optional<Millis> within = sooner_than(admission);
+  if (!within) return std::nullopt;
   for (std::size_t j : order_) {
     const Progress& p = progress_[j];
     if (j == except || !p.capacity_skipped || p.done || p.in_flight) continue;
-    const config::ResolvedTarget& target = spec_.chain.targets[j];
-    Admission a = ctx_.state.limiter().peek(limit_scope(target), admission_request(j, sooner_than));
-    if (a.kind == Admission::Kind::granted) return j;
+    if (can_go_within(j, *within)) return j;
   }
   return std::nullopt;
 }
@@ -118,6 +128,15 @@ std::optional<std::size_t> Call::skipped_with_capacity() {
     return j;
   }
   return std::nullopt;
+}
+
+// Passes a target over for capacity in this pass; a later pass comes back to it (free: it
+// never failed).
+void Call::pass_over(std::size_t index, const Admission& admission) {
+  Progress& p = progress_[index];
+  p.capacity_skipped = true;
+  p.not_before = ctx_.clock.now() + ceil_ms(admission.wait_ms);
+  skip_for_capacity(index, admission);
 }
 
 void Call::skip_for_capacity(std::size_t index, const Admission& admission) {
@@ -205,21 +224,18 @@ void Call::hold_off(std::size_t index, Millis waited, const Admission& admission
   // look back, a call waiting at a later target stays there, and a batch's backlog drifts
   // onto the last target of its route while the first goes idle.
   if (auto earlier = sooner_skipped(index, admission)) {
-    p.capacity_skipped = true;
-    p.not_before = ctx_.clock.now() + ceil_ms(admission.wait_ms);
-    skip_for_capacity(index, admission);
+    pass_over(index, admission);
     progress_[*earlier].capacity_skipped = false;
     admit_then_start(*earlier, waited);
     return;
   }
   if (sooner_elsewhere(index, admission)) {
-    p.capacity_skipped = true;  // a later pass comes back to it
-    p.not_before = ctx_.clock.now() + ceil_ms(admission.wait_ms);
-    skip_for_capacity(index, admission);
+    pass_over(index, admission);
     next(waited);
     return;
   }
-  const Millis hold = std::max(Millis(1), ceil_ms(admission.wait_ms - static_cast<double>(ahead.count())));
+  const Millis hold =
+      std::max(Millis(1), ceil_ms(admission.wait_ms - static_cast<double>(ahead.count())));
   p.in_flight = true;  // taken for this wait: no hedge or pass may take it meanwhile
   wait_then(hold, [this, index, waited, hold] {
     progress_[index].in_flight = false;

@@ -250,8 +250,7 @@ void settle(json& doc, const LimitScope& scope, const AdmissionFeedback& f) {
   // says the provider's bucket is fuller than ours, and handing the slot back would open a
   // hole in a schedule other requests have already reserved after it -- the next reservation
   // would land on top of one of theirs, draw another 429, and so on for the rest of the run.
-  const bool refused = f.blocked_until_ms.has_value();
-  const bool give_back = !f.reached_provider || refused;
+  const bool give_back = !f.reached_provider || f.blocked_until_ms.has_value();
   for (const Scope& s : scopes) {
     json& holders = object_at(*s.doc, "in_flight");
     if (auto it = holders.find(f.holder); it != holders.end()) {

@@ -179,8 +179,7 @@ Gate SharedState::gate(const config::ResolvedTarget& target, time_point now, Mil
   const std::string key_id = key_fingerprint(target.api_key);
   // A breaker stored closed is closed whatever its window holds (restoring it, which sorts
   // the window, would say the same).
-  if (known && known->key_id == key_id &&
-      known->breaker.state == BreakerSnapshot::Stored::closed) {
+  if (known && known->key_id == key_id && known->breaker.state == BreakerSnapshot::Stored::closed) {
     return Gate{};
   }
   TargetState s = current_state(view_.get(target_key(target.target)), key_id);

@@ -328,12 +328,11 @@ TEST_CASE("batch: a line whose first target is busy spills over to the next; bot
   // the first could not (README, "Pacing"; tests/bench/run P4 measures the time).
   const json limited = {{"limits", {{"rpm", 1200}, {"burst", 2}}}};
   detour::testing::MockServer second(limited);
-  Env env(limited,
-          "[providers.other]\nprotocol = \"openai\"\nbase_url = \"" + second.url() +
-              "/v1\"\napi_key_env = \"TEST_KEY\"\n\n"
-              "[models.\"oa/spill\"]\nrpm = 1200\nburst = 2\n\n"
-              "[models.\"other/spill\"]\nrpm = 1200\nburst = 2\n\n"
-              "[routes.both]\ntargets = [\"oa/spill\", \"other/spill\"]\n");
+  Env env(limited, "[providers.other]\nprotocol = \"openai\"\nbase_url = \"" + second.url() +
+                       "/v1\"\napi_key_env = \"TEST_KEY\"\n\n"
+                       "[models.\"oa/spill\"]\nrpm = 1200\nburst = 2\n\n"
+                       "[models.\"other/spill\"]\nrpm = 1200\nburst = 2\n\n"
+                       "[routes.both]\ntargets = [\"oa/spill\", \"other/spill\"]\n");
   const std::string input = env.dir.write("in.jsonl", questions(60));
   RunResult r = batch(env, {input, "-m", "both"});
   INFO(r.err);

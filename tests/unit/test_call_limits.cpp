@@ -11,6 +11,28 @@ using detour::testing::FakeReply;
 using detour::testing::FakeTransport;
 using engine::ErrorClass;
 
+namespace {
+
+// Runs the calls on one driver, at most `in_flight` at a time in order (as batch does).
+std::vector<engine::CallResult> run_together(Fixture& f, FakeTransport& transport, FakeClock& clock,
+                                             std::vector<engine::CallSpec> specs,
+                                             engine::CallObserver& observer,
+                                             std::size_t in_flight) {
+  std::vector<engine::CallResult> results(specs.size());
+  std::size_t next = 0;
+  const engine::CallContext context{transport, clock, *f.state, f.rng};
+  engine::Driver driver(transport, in_flight, [&]() -> std::unique_ptr<engine::Job> {
+    if (next == specs.size()) return nullptr;
+    const std::size_t id = next++;
+    return std::make_unique<engine::CallJob>(
+        context, specs[id], observer, [&results, id](engine::CallResult r) { results[id] = r; });
+  });
+  driver.run();
+  return results;
+}
+
+}  // namespace
+
 TEST_CASE("call limits: a configured rpm paces consecutive calls", "[call][limits]") {
   Fixture f({"a"});
   f.provider.rpm = 60;
@@ -122,16 +144,7 @@ TEST_CASE("call limits: a call that reserves only a little ahead leaves the next
     REQUIRE(f.run(transport, clock, f.spec(), rec).ok);
     std::vector<engine::CallSpec> specs(2, f.spec());
     if (batch_line_reserves_ahead) specs[0].reserve_ahead = Millis(200);
-    std::map<std::size_t, engine::CallResult> results;
-    std::size_t next = 0;
-    const engine::CallContext context{transport, clock, *f.state, f.rng};
-    engine::Driver driver(transport, 2, [&]() -> std::unique_ptr<engine::Job> {
-      if (next == specs.size()) return nullptr;
-      const std::size_t id = next++;
-      return std::make_unique<engine::CallJob>(
-          context, specs[id], rec, [&results, id](engine::CallResult r) { results[id] = r; });
-    });
-    driver.run();
+    const auto results = run_together(f, transport, clock, specs, rec, 2);
     REQUIRE(results[0].ok);
     REQUIRE(results[1].ok);
     const Millis first_slot = Millis(980) + engine::kSlotMargin;
@@ -160,19 +173,10 @@ TEST_CASE("call limits: calls waiting unreserved go to whichever target's slot i
   FakeTransport transport(clock, [&](const net::HttpRequest& r) { return ok_reply(model_of(r)); });
   Recorder rec;
   const auto began = clock.now();
-  std::vector<engine::CallResult> results(40);
-  std::size_t next = 0;
-  const engine::CallContext context{transport, clock, *f.state, f.rng};
-  engine::Driver driver(transport, 8, [&]() -> std::unique_ptr<engine::Job> {
-    if (next == results.size()) return nullptr;
-    const std::size_t id = next++;
-    engine::CallSpec spec = f.spec();
-    spec.deadline = Millis(60'000);
-    spec.reserve_ahead = Millis(200);
-    return std::make_unique<engine::CallJob>(
-        context, spec, rec, [&results, id](engine::CallResult r) { results[id] = r; });
-  });
-  driver.run();
+  engine::CallSpec spec = f.spec();
+  spec.deadline = Millis(60'000);
+  spec.reserve_ahead = Millis(200);
+  const auto results = run_together(f, transport, clock, std::vector(40, spec), rec, 8);
   std::map<std::string, int> by_target;
   for (const auto& r : results) {
     REQUIRE(r.ok);
