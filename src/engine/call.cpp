@@ -372,7 +372,7 @@ void Call::after_failure(const Attempt& attempt, const AttemptRecord& record,
     finish_failure(record, "cancelled");
     return;
   }
-  if (time_left() <= Millis(0)) {
+  if (time_left() <= Millis(0) || attempt.hit_deadline) {
     observer_.on_attempt_end(record, "deadline reached");
     AttemptRecord last = record;
     if (other_target_usable(i) || record.error == ErrorClass::timeout) {

@@ -84,8 +84,9 @@ void Call::start_attempt(std::size_t index, Millis waited, bool hedge) {
   request.stream = spec_.stream;
   net::HttpRequest http = attempt->protocol->build_request(
       providers::Endpoint{target.provider->base_url, target.api_key}, request);
-  const Millis budget = std::max(Millis(1), std::min(spec_.timeout, time_left()));
-  http.total_timeout = budget;
+  const Millis left = time_left();
+  http.total_timeout = std::max(Millis(1), std::min(spec_.timeout, left));
+  attempt->timeout_is_deadline = left <= spec_.timeout;
 
   net::ResponseHandler handler;
   if (spec_.stream) {
@@ -227,6 +228,8 @@ void Call::complete_attempt(const std::shared_ptr<Attempt>& attempt, net::HttpRe
     record.error = ErrorClass::cancelled;
     record.message = "cancelled";
   } else {
+    attempt->hit_deadline =
+        attempt->timeout_is_deadline && response.transport == net::TransportStatus::timeout;
     if (attempt->decoder && (response.transport == net::TransportStatus::ok ||
                              response.transport == net::TransportStatus::connection_reset)) {
       attempt->decoder->finish([&](std::string_view text) {

@@ -33,6 +33,10 @@ struct Call::Attempt {
   std::optional<net::Transport::Id> hedge_timer;
   bool first_token_timed_out = false;
   bool lost = false;        // cancelled because another attempt won
+  // Its timeout is what was left of the call's deadline, so its timing out is the deadline,
+  // whatever our clock says a moment later (curl times it with its own clock, in whole ms).
+  bool timeout_is_deadline = false;
+  bool hit_deadline = false;  // it timed out, and timeout_is_deadline
   Reservation reservation;  // its capacity in the limiter, settled when it ends
 };
 

@@ -347,6 +347,7 @@ TEST_CASE("--timeout ends a slow attempt and --deadline ends the whole call", "[
 
   r = env.ask({"--json", "--deadline", "300ms", "-m", "oa/slow", "-m", "an/slow", "hi"},
               terminal_stdin());
+  INFO(r.out << r.err);
   CHECK(r.exit_code == 1);
   j = json::parse(r.out);
   CHECK(j["error"]["class"] == "timeout");

@@ -127,6 +127,39 @@ TEST_CASE("each attempt gets min(timeout, time left) and the deadline ends the c
   CHECK(rec.decisions.back() == "deadline reached");
 }
 
+// curl times the attempt with its own clock in whole ms, the call with steady_clock: the
+// two can disagree by a fraction of a ms (CI once saw a second attempt start this way). An attempt whose timeout was the
+// rest of the deadline has reached the deadline when it times out, even if our clock says
+// a hair is left -- else the call starts an attempt that cannot finish.
+TEST_CASE("a timeout that was the rest of the deadline ends the call", "[call]") {
+  Fixture f({"a", "b"});
+  FakeClock clock;
+  FakeTransport transport(clock, [](const net::HttpRequest& r) {
+    return FakeReply{net::TransportStatus::timeout, 0, {}, {}, r.total_timeout - Millis(1)};
+  });
+  Recorder rec;
+  auto spec = f.spec();
+  spec.deadline = Millis(300);
+  auto result = f.run(transport, clock, std::move(spec), rec);
+  CHECK_FALSE(result.ok);
+  REQUIRE(transport.requests.size() == 1);
+  CHECK(transport.requests[0].total_timeout == Millis(300));
+  CHECK(result.error == engine::ErrorClass::timeout);
+  CHECK(rec.decisions.back() == "deadline reached");
+
+  SECTION("one that timed out by --timeout alone moves on") {
+    auto own = f.spec();
+    own.timeout = Millis(100);
+    own.deadline = Millis(10'000);
+    Recorder rec2;
+    FakeTransport again(clock, [](const net::HttpRequest& r) {
+      return FakeReply{net::TransportStatus::timeout, 0, {}, {}, r.total_timeout};
+    });
+    auto moved = f.run(again, clock, std::move(own), rec2);
+    CHECK(again.requests.size() >= 2);
+  }
+}
+
 TEST_CASE("a streamed answer arrives piece by piece", "[call]") {
   Fixture f({"a"});
   FakeClock clock;
