@@ -384,6 +384,10 @@ ParsedLine parse_line(std::string_view text, std::uint64_t line_no) {
     line = ojson::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     problem_text = "not valid JSON: " + parse_reason(e);
+  } catch (const nlohmann::json::out_of_range&) {
+    // A number no double holds ("2e822"). It used to escape and end the whole batch with an
+    // internal error (found by tests/fuzz/fuzz_batch_line.cpp).
+    problem_text = "not valid JSON: a number is too large";
   }
   if (problem_text.empty() && !line.is_object())
     problem_text = std::string("a line must be a JSON object, not ") + line.type_name();

@@ -172,6 +172,17 @@ bool starts_with(const std::string& s, std::string_view prefix) {
   return std::string_view(s).starts_with(prefix);
 }
 
+// A URL as an error may show it: "user:password@" (of any scheme, a mistyped "Redis://" or
+// "redis+tls://" included) becomes "***@".
+std::string without_userinfo(const std::string& url) {
+  const auto scheme_end = url.find("://");
+  if (scheme_end == std::string::npos) return url;
+  const auto authority = scheme_end + 3;
+  const auto at = url.rfind('@', url.find_first_of("/?#", authority));
+  if (at == std::string::npos || at < authority) return url;
+  return url.substr(0, authority) + "***" + url.substr(at);
+}
+
 }  // namespace
 
 std::string default_state_path(
@@ -186,33 +197,24 @@ std::string default_state_path(
   return "";
 }
 
-std::unique_ptr<Store> open_store(
-    const std::string& url, const std::function<std::optional<std::string>(std::string_view)>& env,
-    std::function<void(const std::string&)> warn, Millis busy_timeout) {
-  if (url == "memory") return make_memory_store();
-
-  if (url.empty() || url == "sqlite") {
-    const std::string path = default_state_path(env);
-    if (path.empty()) {
-      return in_memory_after("state file: neither XDG_STATE_HOME nor HOME is set", std::move(warn));
-    }
-    return open_sqlite(path, std::move(warn), busy_timeout);
-  }
+StateLocation parse_state_url(const std::string& url) {
+  if (url == "memory") return {StateLocation::Kind::memory, ""};
+  if (url.empty() || url == "sqlite") return {StateLocation::Kind::default_file, ""};
 
   if (starts_with(url, "sqlite://")) {
     const std::string path = url.substr(std::string_view("sqlite://").size());
     if (path.size() < 2 || path.front() != '/') {
       throw UsageError(
-          "--state: \"" + url +
+          "--state: \"" + without_userinfo(url) +
           "\" is not a sqlite URL (use sqlite:///ABSOLUTE/PATH or sqlite:RELATIVE/PATH)");
     }
-    return open_sqlite(path, std::move(warn), busy_timeout);
+    return {StateLocation::Kind::file, path};
   }
 
   if (starts_with(url, "sqlite:")) {
     const std::string path = url.substr(std::string_view("sqlite:").size());
     if (path.empty()) throw UsageError("--state: \"sqlite:\" names no file");
-    return open_sqlite(path, std::move(warn), busy_timeout);
+    return {StateLocation::Kind::file, path};
   }
 
   // Not echoed: a redis URL may carry a password.
@@ -222,8 +224,29 @@ std::unique_ptr<Store> open_store(
         "memory)");
   }
 
-  throw UsageError("--state: unknown state store \"" + url +
+  throw UsageError("--state: unknown state store \"" + without_userinfo(url) +
                    "\" (use sqlite, sqlite:///PATH, or memory)");
+}
+
+std::unique_ptr<Store> open_store(
+    const std::string& url, const std::function<std::optional<std::string>(std::string_view)>& env,
+    std::function<void(const std::string&)> warn, Millis busy_timeout) {
+  const StateLocation where = parse_state_url(url);
+  switch (where.kind) {
+    case StateLocation::Kind::memory:
+      return make_memory_store();
+    case StateLocation::Kind::default_file: {
+      const std::string path = default_state_path(env);
+      if (path.empty()) {
+        return in_memory_after("state file: neither XDG_STATE_HOME nor HOME is set",
+                               std::move(warn));
+      }
+      return open_sqlite(path, std::move(warn), busy_timeout);
+    }
+    case StateLocation::Kind::file:
+      return open_sqlite(where.path, std::move(warn), busy_timeout);
+  }
+  return make_memory_store();  // unreachable: every kind is handled above
 }
 
 }  // namespace detour::state

@@ -82,6 +82,16 @@ std::unique_ptr<Store> make_sqlite_store(const std::string& path,
 std::string default_state_path(
     const std::function<std::optional<std::string>(std::string_view)>& env);
 
+// Where a --state URL points, read without opening anything: "" or "sqlite" (the default
+// file), "sqlite:///abs.db", "sqlite:relative.db", "memory". Anything else throws
+// detour::UsageError naming --state (and the value, unless it may carry a password).
+struct StateLocation {
+  enum class Kind { memory, default_file, file };
+  Kind kind = Kind::default_file;
+  std::string path;  // Kind::file
+};
+StateLocation parse_state_url(const std::string& url);
+
 // Opens the store a --state URL names: "" or "sqlite" (the default file), "sqlite:///abs.db",
 // "sqlite:relative.db", "memory". An unknown scheme throws detour::UsageError naming --state
 // and the value. A store that is missing, locked, read-only or corrupt never fails a call:

@@ -361,3 +361,15 @@ TEST_CASE("batch input: parse_input_line skips blank lines and reports long ones
   REQUIRE(request);
   CHECK(std::get<LineRequest>(*request).id == "5");
 }
+
+// Found by tests/fuzz/fuzz_batch_line.cpp: a number no double holds escaped parse_line as an
+// exception and ended the whole batch ("internal error") with no output line at all.
+TEST_CASE("batch input: a number too large for a double is a bad line", "[batch]") {
+  for (const char* text : {R"({"id":"a","prompt":"hi","temperature":2e822})",
+                           R"({"id":"a","prompt":"hi","metadata":{"n":-1e400}})"}) {
+    INFO(text);
+    const BadLine b = bad(text, 3);
+    CHECK(b.message == "line 3: not valid JSON: a number is too large");
+    CHECK(b.id == line_id(text, 3));
+  }
+}

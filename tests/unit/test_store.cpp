@@ -477,6 +477,31 @@ TEST_CASE("store: open_store rejects unknown and unsupported schemes", "[store]"
   }
 }
 
+// Found by tests/fuzz/fuzz_state_url.cpp: the errors that repeat the URL repeated its
+// credentials too, for any scheme but the one spelled exactly "redis:".
+TEST_CASE("store: a --state error never repeats a password", "[store]") {
+  const std::vector<std::pair<std::string, std::string>> rows = {
+      {"Redis://user:hunter22@cache:6379/0", "\"Redis://***@cache:6379/0\""},
+      {"redis+tls://:hunter22@cache/0", "\"redis+tls://***@cache/0\""},
+      {"sqlite://me:hunter22@host/x.db", "\"sqlite://***@host/x.db\""},
+      {"http://a:hunter22@b@c/d", "\"http://***@c/d\""},
+  };
+  for (const auto& [url, shown] : rows) {
+    INFO(url);
+    try {
+      (void)state::parse_state_url(url);
+      FAIL("accepted");
+    } catch (const UsageError& e) {
+      CHECK_THAT(e.what(), Catch::Contains(shown) && !Catch::Contains("hunter22"));
+    }
+  }
+  // Without credentials the URL is shown as written, and "@" in a path is not a password.
+  CHECK_THROWS_WITH(state::parse_state_url("foo://x/a@b"), Catch::Contains("\"foo://x/a@b\""));
+  CHECK(state::parse_state_url("sqlite:///tmp/a@b.db").path == "/tmp/a@b.db");
+  CHECK(state::parse_state_url("memory").kind == state::StateLocation::Kind::memory);
+  CHECK(state::parse_state_url("").kind == state::StateLocation::Kind::default_file);
+}
+
 TEST_CASE("store: default_state_path", "[store]") {
   CHECK(state::default_state_path(env_of({{"XDG_STATE_HOME", "/x/state"}, {"HOME", "/home/u"}})) ==
         "/x/state/detour/state.db");
