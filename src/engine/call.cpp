@@ -38,10 +38,23 @@ std::optional<double> cost_of(const config::ModelConfig& model, const providers:
 }
 
 std::string redact(std::string text, const std::vector<std::string>& secrets) {
+  constexpr std::string_view kRedacted = "[redacted]";
+  // Messages quote provider bodies cut short (80 to 300 bytes, providers/json_util.cpp), and a
+  // cut can fall inside an echoed key: its start is as secret as the rest, so a run of at least
+  // this many of its first characters goes too. A shorter run is left alone: a few characters
+  // are mostly the format every such key starts with ("sk-", "sk-ant-", "AIza").
+  constexpr size_t kKeyStart = 8;
   for (const auto& secret : secrets) {
     if (secret.size() < 4) continue;  // too short to be a key; replacing would garble text
-    for (size_t at = text.find(secret); at != std::string::npos; at = text.find(secret, at)) {
-      text.replace(at, secret.size(), "[redacted]");
+    const std::string_view start(secret.data(), std::min(secret.size(), kKeyStart));
+    for (size_t at = text.find(start); at != std::string::npos; at = text.find(start, at)) {
+      size_t length = start.size();
+      while (length < secret.size() && at + length < text.size() &&
+             text[at + length] == secret[length]) {
+        ++length;
+      }
+      text.replace(at, length, kRedacted);
+      at += kRedacted.size();
     }
   }
   return text;

@@ -213,8 +213,8 @@ class Call {
 // caller flushes it (`ask` after printing its answer).
 CallResult run_call(CallContext context, CallSpec spec, CallObserver& observer);
 
-// Replaces every occurrence of each secret in text, so provider messages that echo a key
-// never reach output.
+// Replaces every occurrence of each secret in text, and of its first 8 or more characters (a
+// key in an excerpt cut short), so provider messages that echo a key never reach output.
 std::string redact(std::string text, const std::vector<std::string>& secrets);
 
 }  // namespace detour::engine

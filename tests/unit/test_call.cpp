@@ -128,9 +128,9 @@ TEST_CASE("each attempt gets min(timeout, time left) and the deadline ends the c
 }
 
 // curl times the attempt with its own clock in whole ms, the call with steady_clock: the
-// two can disagree by a fraction of a ms (CI once saw a second attempt start this way). An attempt whose timeout was the
-// rest of the deadline has reached the deadline when it times out, even if our clock says
-// a hair is left -- else the call starts an attempt that cannot finish.
+// two can disagree by a fraction of a ms (CI once saw a second attempt start this way). An attempt
+// whose timeout was the rest of the deadline has reached the deadline when it times out, even if
+// our clock says a hair is left -- else the call starts an attempt that cannot finish.
 TEST_CASE("a timeout that was the rest of the deadline ends the call", "[call]") {
   Fixture f({"a", "b"});
   FakeClock clock;
@@ -229,6 +229,19 @@ TEST_CASE("an answer from a lower tier than the first target is marked degraded"
 TEST_CASE("redact removes every occurrence of each key", "[call]") {
   CHECK(engine::redact("a KEY12345 b KEY12345", {"KEY12345"}) == "a [redacted] b [redacted]");
   CHECK(engine::redact("nothing here", {"KEY12345", ""}) == "nothing here");
+}
+
+TEST_CASE("redact removes a key cut short, but not a few of its first characters", "[call]") {
+  const std::string key = "sk-proj-0123456789abcdef";
+  // An excerpt of a body that ends inside the key.
+  CHECK(engine::redact("body: {\"key\":\"sk-proj-0123456)", {key}) ==
+        "body: {\"key\":\"[redacted])");
+  CHECK(engine::redact("sk-proj-0123456789abcdef, sk-proj-0123", {key}) ==
+        "[redacted], [redacted]");
+  // Fewer than 8: the format of a key, not a piece of this one.
+  CHECK(engine::redact("keys look like sk-proj...", {key}) == "keys look like sk-proj...");
+  // A short key is still found only whole.
+  CHECK(engine::redact("ab12 ab1", {"ab12"}) == "[redacted] ab1");
 }
 
 TEST_CASE("a call whose loop is stopped reports the attempt in flight as cancelled", "[call]") {
