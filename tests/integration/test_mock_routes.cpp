@@ -142,3 +142,40 @@ TEST_CASE("unknown endpoints get the protocol's JSON 404, never an empty one", "
   CHECK(s["by_status"]["404"] == 9);
   CHECK_FALSE(s["by_path"].contains("/_mock/nope"));
 }
+
+// A model name taken from the URL is the one request text no JSON parser checks: the mock
+// answers a name that is not UTF-8 with a 400, and /_mock/stats stays readable (found by
+// tests/fuzz/fuzz_mock_request; before, the reply body's JSON dump threw and every later stats
+// read was a 500).
+TEST_CASE("a request detour-mock cannot take gets a 400 and the mock carries on", "[mock]") {
+  MockServer mock;
+  auto bad = client(mock).Post("/v1beta/models/gem%FF%A0:generateContent", gemini_body("hi").dump(),
+                               "application/json");
+  REQUIRE(bad);
+  CHECK(bad->status == 400);
+  CHECK(body_json(bad)["error"]["status"] == "INVALID_ARGUMENT");
+  CHECK(body_json(bad)["error"]["message"].get<std::string>().find("UTF-8") != std::string::npos);
+
+  // A prompt whose first 1000 bytes end inside a two-byte character: the recorded prompt is cut
+  // before it, not through it.
+  const std::string prompt = "a" + [] {
+    std::string s;
+    for (int i = 0; i < 600; ++i)
+      s += "\xC3\xA9";  // é
+    return s;
+  }();
+  auto ok = openai(mock, openai_body(prompt));
+  REQUIRE(ok);
+  CHECK(ok->status == 200);
+  auto odd_auth = openai(mock, openai_body("x"), {{"Authorization", "Bearer \xFF\xFE"}});
+  REQUIRE(odd_auth);
+
+  auto stats = client(mock).Get("/_mock/stats");
+  REQUIRE(stats);
+  REQUIRE(stats->status == 200);
+  auto s = body_json(stats);
+  CHECK(s["by_status"]["400"] == 1);
+  const auto& received = s["received"];
+  REQUIRE(received.size() == 3);
+  CHECK(received[1]["prompt"].get<std::string>().size() == 999);
+}

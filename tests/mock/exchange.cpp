@@ -317,7 +317,9 @@ Fault default_stream_error(Protocol p) {
 void handle_chat(Shared& sh, Protocol protocol, const httplib::Request& req, httplib::Response& res,
                  const GeminiTarget& gemini) {
   Exchange ex(sh, protocol, req, res);
-  ex.rec.model = gemini.model;
+  // The Gemini model comes from the percent-decoded URL path, the one request text no JSON
+  // parser has checked: a name that is not UTF-8 is kept out of every JSON body and record.
+  ex.rec.model = is_utf8(gemini.model) ? gemini.model : std::string();
   auto parsed = parse_chat(protocol, req.body, gemini);
   if (auto* bad = std::get_if<std::string>(&parsed)) {
     ErrorContext ctx = ex.context();
@@ -327,8 +329,8 @@ void handle_chat(Shared& sh, Protocol protocol, const httplib::Request& req, htt
   ChatRequest cr = std::get<ChatRequest>(std::move(parsed));
   ex.rec.model = cr.model;
   ex.rec.stream = cr.stream;
-  ex.rec.prompt = cr.prompt.substr(0, 1000);
-  ex.rec.system = cr.system.substr(0, 1000);
+  ex.rec.prompt = utf8_prefix(cr.prompt, 1000);
+  ex.rec.system = utf8_prefix(cr.system, 1000);
   ex.rec.max_tokens = cr.max_tokens;
   ex.rec.json_mode = cr.json_mode;
   ex.rec.params = cr.params;

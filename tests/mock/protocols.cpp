@@ -118,6 +118,7 @@ std::string parse_gemini(const json& body, ChatRequest& r, const GeminiTarget& t
   const json* contents = find_either(body, "contents", "contents");
   if (!contents || !contents->is_array() || contents->empty())
     return "* GenerateContentRequest.contents: contents is not specified";
+  if (!is_utf8(target.model)) return "Invalid model name: the model in the URL is not valid UTF-8.";
   r.model = target.model;
   r.stream = target.stream && target.sse;
   r.gemini_array = target.stream && !target.sse;
@@ -215,6 +216,47 @@ std::string anthropic_list(const std::vector<std::string>& models, bool has_more
 }
 
 }  // namespace
+
+bool is_utf8(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    std::size_t n = 0;
+    std::uint32_t cp = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      n = 1, cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      n = 2, cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      n = 3, cp = c & 0x07;
+    } else {
+      return false;
+    }
+    for (std::size_t k = 1; k <= n; ++k) {
+      if (i + k >= text.size()) return false;
+      const auto d = static_cast<unsigned char>(text[i + k]);
+      if ((d & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (d & 0x3F);
+    }
+    // Overlong forms, UTF-16 surrogates and values past U+10FFFF are not UTF-8 (RFC 3629).
+    static constexpr std::uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+std::string utf8_prefix(std::string_view text, std::size_t max) {
+  if (text.size() <= max) return std::string(text);
+  std::size_t end = max;
+  // Back off continuation bytes to the start of the character that crosses `max`.
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80)
+    --end;
+  return std::string(text.substr(0, end));
+}
 
 std::string_view to_string(Protocol protocol) {
   switch (protocol) {

@@ -17,6 +17,13 @@ enum class Protocol { openai, anthropic, gemini };
 
 std::string_view to_string(Protocol protocol);
 
+// Whether `text` is well-formed UTF-8. JSON bodies are checked by the parser; a model name in
+// a Gemini URL path (percent-decoded by the server) is not, and nlohmann's dump throws on it.
+bool is_utf8(std::string_view text);
+
+// The first `max` bytes of `text` or fewer, never ending inside a UTF-8 character.
+std::string utf8_prefix(std::string_view text, std::size_t max);
+
 // What the mock needs from a chat request, whatever the protocol.
 struct ChatRequest {
   Protocol protocol = Protocol::openai;
