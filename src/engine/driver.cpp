@@ -124,7 +124,15 @@ void Driver::on_reported(std::uint64_t key) {
   // Not destroyed here: the job's own code is still on the stack below this callback.
   finished_.push_back(std::move(it->second));
   running_.erase(it);
-  if (!driving_) schedule_pump();
+  if (driving_) return;  // fill() is on the stack and looks again when start() returns
+  if (exhausted_ && running_.empty()) {
+    // The last job has reported: the loop stops now, not at a pump later in this turn, so
+    // what else is due on it (the shared state's sync) is left to its owner, who writes it
+    // after using the result (`ask` prints the answer first). run() frees the finished jobs.
+    transport_.stop();
+    return;
+  }
+  schedule_pump();
 }
 
 void Driver::schedule_pump() {
@@ -174,7 +182,9 @@ void CallJob::report(CallResult result) {
 CallResult run_call(CallContext context, CallSpec spec, CallObserver& observer) {
   CallResult result;
   std::optional<CallSpec> pending(std::move(spec));
-  Driver driver(context.transport, 1, [&]() -> std::unique_ptr<Job> {
+  // Room for two, with one job: after starting it, fill() asks the source again and learns it
+  // is empty, so the call's report ends the loop at once (Driver::on_reported).
+  Driver driver(context.transport, 2, [&]() -> std::unique_ptr<Job> {
     if (!pending) return nullptr;
     auto job = std::make_unique<CallJob>(context, std::move(*pending), observer,
                                          [&](CallResult r) { result = std::move(r); });

@@ -79,7 +79,9 @@ class Driver {
 
  private:
   void fill();
-  bool loop_has_work() const { return !running_.empty() || pump_.has_value(); }
+  // A pump with nothing running and nothing left to pull would only free reported jobs, which
+  // run() does itself.
+  bool loop_has_work() const { return !running_.empty() || (pump_.has_value() && !exhausted_); }
   void drain_for_grace();
   void on_reported(std::uint64_t key);
   void schedule_pump();

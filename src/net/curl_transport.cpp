@@ -193,6 +193,9 @@ class CurlTransport final : public Transport {
       apply_queued();
       if (callback_error_) std::rethrow_exception(std::exchange(callback_error_, nullptr));
       deliver_completions();
+      // A stop asked for by a completion handler ends the turn here: timers due now (a shared
+      // state sync, say) wait for the next run() or for their owner.
+      if (stop_requested_.load()) continue;
       fire_due_timers();
       if (requests_.empty() && timers_.empty()) return;
       if (stop_requested_.load()) continue;
@@ -462,9 +465,10 @@ class CurlTransport final : public Transport {
     const auto now = SteadyClock::now();
     // Timers added by these callbacks (even with delay 0) wait for the next iteration, so a
     // timer re-arming itself cannot starve curl. New ids are larger and new due times are not
-    // earlier than `now`, so they sort after every timer fired here.
+    // earlier than `now`, so they sort after every timer fired here. A stop() asked for by one
+    // of them leaves the rest for later.
     const Id first_new = next_id_;
-    while (!timers_.empty()) {
+    while (!timers_.empty() && !stop_requested_.load()) {
       const auto it = timers_.begin();
       if (it->first.first > now || it->first.second >= first_new) break;
       std::function<void()> callback = std::move(it->second);

@@ -76,12 +76,37 @@ TEST_CASE("state cost: a one-shot call does one transaction before its attempt, 
   REQUIRE(reports.last.ok);
   // Planning (the chain's state read in the transaction) and the reservation: one.
   CHECK(at_request == std::vector<std::uint64_t>{1});
-  // Nothing between the reply and the report: the outcome waits for the end of the turn,
-  // which for `ask` comes after the answer is printed.
+  // Nothing between the reply and the report: the outcome waits for the end of the turn
+  // (for `ask`, until after the answer is printed: the next test).
   CHECK(reports.transactions_at_report == 1);
   CHECK(store.transactions() == 2);
   CHECK(store.reads == 0);
   // And it did land: the next process sees the success.
+  engine::SharedState next(*f.store);
+  CHECK(next.load(f.chain.targets[0]).stats.calls == 1);
+}
+
+// `ask`'s path: run_call returns with the answer before the outcome's transaction, which the
+// caller's flush() makes once it has printed (README, "What a call costs the state"). The
+// driver ends the loop at the report, so the state's sync due in the same turn does not run
+// first; with retries on, as users run it.
+TEST_CASE("state cost: run_call returns before the outcome's transaction; flush() writes it",
+          "[call][view][driver]") {
+  TempDir dir;
+  Fixture f({"a", "b"});
+  CountingStore& store = count_on_sqlite(f, dir);
+  FakeClock clock;
+  FakeTransport transport(clock, [&](const net::HttpRequest&) { return ok_reply("ok"); });
+  Recorder rec;
+  auto spec = f.spec();
+  spec.retries = 2;
+  engine::CallResult result =
+      engine::run_call({transport, clock, *f.state, f.rng}, std::move(spec), rec);
+  REQUIRE(result.ok);
+  CHECK(store.transactions() == 1);  // the reservation only
+  f.state->flush();
+  CHECK(store.transactions() == 2);
+  CHECK(transport.pending_timers() == 0);
   engine::SharedState next(*f.store);
   CHECK(next.load(f.chain.targets[0]).stats.calls == 1);
 }
