@@ -244,7 +244,15 @@ class SqliteStore final : public Store {
   }
 
   ~SqliteStore() override {
-    if (wal_pages_ >= kWalTruncatePages) {
+    // Not once the store has failed: it is destroyed because of that (FallbackStore drops it
+    // on its first StoreError), and the file is locked, read-only or damaged. A TRUNCATE
+    // checkpoint invokes the busy handler until no other connection writes or reads an older
+    // snapshot (sqlite.org/c3ref/wal_checkpoint_v2.html, SQLITE_CHECKPOINT_FULL and RESTART),
+    // so after giving up on a lock it waited the busy timeout a second time -- in a batch, with
+    // its whole event loop stalled (tests/integration/test_state_faults.cpp, and "waits out a
+    // lock once" in tests/unit/test_store.cpp). Nor should a store that found the file damaged
+    // write its WAL into it.
+    if (!failed_ && wal_pages_ >= kWalTruncatePages) {
       // Best effort: another process reading or writing keeps it from finishing (BUSY), and
       // then the WAL simply stays until a later close.
       (void)sqlite3_wal_checkpoint_v2(db_.get(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr,
@@ -259,10 +267,11 @@ class SqliteStore final : public Store {
   }
 
  private:
-  [[noreturn]] void fail_with(const std::string& reason) const {
+  [[noreturn]] void fail_with(const std::string& reason) {
+    failed_ = true;
     throw StoreError("state file " + path_ + ": " + reason);
   }
-  [[noreturn]] void fail() const { fail_with(sqlite3_errmsg(db_.get())); }
+  [[noreturn]] void fail() { fail_with(sqlite3_errmsg(db_.get())); }
 
   Stmt prepare(const char* sql) {
     sqlite3_stmt* raw = nullptr;
@@ -416,8 +425,9 @@ class SqliteStore final : public Store {
   }
 
   std::string path_;
-  int wal_pages_ = 0;  // in the WAL after this connection's last commit
-  std::mutex mutex_;   // one connection and its cached statements, used one call at a time
+  int wal_pages_ = 0;    // in the WAL after this connection's last commit
+  bool failed_ = false;  // some call threw StoreError (for good): the destructor leaves the file be
+  std::mutex mutex_;     // one connection and its cached statements, used one call at a time
   std::unique_ptr<sqlite3, DbCloser> db_;  // declared before the statements: closed after them
   // Compiled on first use (cached()).
   Stmt get_, scan_from_, scan_range_, put_, delete_, begin_, commit_, rollback_;

@@ -379,6 +379,35 @@ TEST_CASE("store: open_store gives up on a lock held past the busy timeout", "[s
   CHECK(state::make_sqlite_store(path)->get("counter") == 10);
 }
 
+TEST_CASE("store: open_store waits out a lock once, even when its WAL is due a checkpoint",
+          "[store]") {
+  // A store that has written kWalTruncatePages (32) WAL pages or more checkpoints the WAL when
+  // it is destroyed, and FallbackStore destroys the real store when it fails: that checkpoint
+  // must not wait for the lock the store just gave up on (a batch's whole event loop waited
+  // the busy timeout twice; tests/integration/test_state_faults.cpp).
+  TempDir dir;
+  const std::string path = dir / "state.db";
+  constexpr Millis kBusy{500};
+  Warnings warnings;
+  auto store = state::open_store("sqlite://" + path, env_of({}), warnings.sink(), kBusy);
+  for (int i = 0; i < 40; ++i)
+    store->update("k" + std::to_string(i), [](json& doc) { doc = std::string(2000, 'x'); });
+  std::error_code ec;
+  REQUIRE(fs::file_size(path + "-wal", ec) >= 32 * 4096);
+  RawDb holder(path);
+  holder.exec("BEGIN IMMEDIATE");
+
+  const auto start = std::chrono::steady_clock::now();
+  increment(*store);
+  const auto waited = std::chrono::steady_clock::now() - start;
+  CHECK(waited >= kBusy);
+  CHECK(waited < 2 * kBusy);  // once, not once more for the checkpoint
+  REQUIRE(warnings.seen.size() == 1);
+  CHECK_THAT(warnings.seen[0], Catch::Contains("database is locked"));
+  CHECK(store->get("counter") == 1);
+  holder.exec("ROLLBACK");
+}
+
 TEST_CASE("store: open_store creates a missing directory without a warning", "[store]") {
   TempDir dir;
   const std::string path = dir / "new/deeper/state.db";
