@@ -118,6 +118,10 @@ ScopeView target_view(const nlohmann::json& doc, const std::string& model,
 
 std::string limits_key(const std::string& provider);
 
+// Whether the process behind an in-flight holder id ("<pid>-<random>") has ended: its slots
+// are then free at once rather than at their expiry. False for ids of any other form.
+bool holder_is_gone(std::string_view holder);
+
 // The documents above, in this process's view of the shared store.
 class Limiter {
  public:

@@ -5,6 +5,9 @@
 
 #include "engine/limiter.hpp"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 using namespace detour::engine;
 using nlohmann::json;
 
@@ -308,4 +311,30 @@ TEST_CASE("limiter: a full scope says whether other processes hold its slots", "
   json old = {{"provider", {{"leases", {{"r1", 1e15}}}}}};
   CHECK(admit(old, scope, at(1, 1, "me"), true).kind == Admission::Kind::granted);
   CHECK_FALSE(old["provider"].contains("leases"));
+}
+
+// A process killed while it held slots frees them at once: a `kill -9` during the one-at-a-time
+// first request to an unknown target used to stall every other process for the request's
+// longest attempt (tests/integration/test_batch.cpp, "kill -9 at any point").
+TEST_CASE("limiter: the slots of a process that has ended are free", "[limiter]") {
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) ::_exit(0);
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  CHECK(holder_is_gone(std::to_string(child) + "-00c0ffee00c0ffee"));
+  CHECK_FALSE(holder_is_gone(std::to_string(::getpid()) + "-00c0ffee00c0ffee"));
+  CHECK_FALSE(holder_is_gone("a"));
+  CHECK_FALSE(holder_is_gone("-1"));
+  CHECK_FALSE(holder_is_gone("12x-3"));
+
+  // In a scope's document: the ended process's count no longer takes a slot; a live one's does.
+  auto doc_held_by = [](pid_t pid) {
+    return json{{"provider",
+                 {{"in_flight",
+                   {{std::to_string(pid) + "-00c0ffee00c0ffee", {{"n", 1}, {"until", 1e12}}}}}}}};
+  };
+  ConfiguredLimits none;
+  CHECK(provider_view(doc_held_by(child), none, 0.0).in_flight == 0);
+  CHECK(provider_view(doc_held_by(::getpid()), none, 0.0).in_flight == 1);
 }
