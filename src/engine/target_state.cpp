@@ -90,9 +90,17 @@ double ewma(std::optional<double> previous, double sample) {
 }  // namespace
 
 json to_json(const TargetState& s) {
-  json window = json::array();
-  for (const auto& [ms, failed] : s.breaker.window)
-    window.push_back({ms, failed});
+  // Two flat lists rather than a [ms, failed] pair per call: the window is most of the
+  // document, every process parses it twice, and a pair is an array of its own to allocate
+  // (tests/bench/run P1). Outcomes are a string of '0' (ok) and '1' (failed).
+  json times = json::array();
+  std::string failures;
+  failures.reserve(s.breaker.window.size());
+  for (const auto& [ms, failed] : s.breaker.window) {
+    times.push_back(ms);
+    failures.push_back(failed ? '1' : '0');
+  }
+  json window = {{"ms", std::move(times)}, {"failed", std::move(failures)}};
   json breaker = {{"state", stored_name(s.breaker.state)},
                   {"open_until_ms", optional_json(s.breaker.open_until_ms)},
                   {"consecutive_failures", s.breaker.consecutive_failures},
@@ -125,6 +133,32 @@ const json& member_object(const json& doc, const char* key) {
   return it != doc.end() && it->is_object() ? *it : empty;
 }
 
+// {"ms": [...], "failed": "0100..."}, or the [[ms, failed], ...] pairs an older detour wrote
+// (a state file outlives an upgrade). Entries that do not parse are skipped.
+void read_window(const json& w, std::vector<std::pair<std::int64_t, bool>>& out) {
+  if (w.is_object()) {
+    const auto times = w.find("ms");
+    const auto failed = w.find("failed");
+    if (times == w.end() || !times->is_array() || failed == w.end() || !failed->is_string()) {
+      return;
+    }
+    const std::string& flags = failed->get_ref<const std::string&>();
+    out.reserve(std::min(times->size(), flags.size()));
+    for (std::size_t i = 0; i < times->size() && i < flags.size(); ++i) {
+      const json& ms = (*times)[i];
+      if (ms.is_number() && (flags[i] == '0' || flags[i] == '1'))
+        out.emplace_back(ms.get<std::int64_t>(), flags[i] == '1');
+    }
+    return;
+  }
+  if (!w.is_array()) return;
+  out.reserve(w.size());
+  for (const auto& entry : w) {
+    if (entry.is_array() && entry.size() == 2 && entry[0].is_number() && entry[1].is_boolean())
+      out.emplace_back(entry[0].get<std::int64_t>(), entry[1].get<bool>());
+  }
+}
+
 }  // namespace
 
 TargetState target_state_from_json(const json& doc) {
@@ -143,13 +177,7 @@ TargetState target_state_from_json(const json& doc) {
   s.breaker.open_until_ms = field<std::int64_t>(breaker, "open_until_ms");
   s.breaker.consecutive_failures = field<int>(breaker, "consecutive_failures").value_or(0);
   s.breaker.trips = field<int>(breaker, "trips").value_or(0);
-  if (const auto w = breaker.find("window"); w != breaker.end() && w->is_array()) {
-    s.breaker.window.reserve(w->size());
-    for (const auto& entry : *w) {
-      if (entry.is_array() && entry.size() == 2 && entry[0].is_number() && entry[1].is_boolean())
-        s.breaker.window.emplace_back(entry[0].get<std::int64_t>(), entry[1].get<bool>());
-    }
-  }
+  if (const auto w = breaker.find("window"); w != breaker.end()) read_window(*w, s.breaker.window);
 
   const json& stats = member_object(doc, "stats");
   s.stats.calls = field<std::int64_t>(stats, "calls").value_or(0);

@@ -49,12 +49,34 @@ TEST_CASE("state: a target's document survives a round trip", "[state]") {
 
 TEST_CASE("state: documents from elsewhere never break a call", "[state]") {
   for (const char* text : {"null", "[]", "42", R"({"breaker":"x","stats":{"calls":"many"}})",
-                           R"({"breaker":{"state":"open","window":[[1],"x",[2,true]]}})"}) {
+                           R"({"breaker":{"state":"open","window":[[1],"x",[2,true]]}})",
+                           R"({"breaker":{"window":{"ms":[1,"x"],"failed":"02"}}})",
+                           R"({"breaker":{"window":{"ms":[1,2],"failed":7}}})"}) {
     INFO(text);
     auto s = engine::target_state_from_json(nlohmann::json::parse(text));
     CHECK(s.stats.calls == 0);
     CHECK(s.breaker.window.size() <= 1);
   }
+}
+
+TEST_CASE("state: the breaker window is stored flat, and the older pairs still read", "[state]") {
+  engine::TargetState s;
+  s.breaker.window = {{1000, false}, {1010, true}, {1020, false}};
+  const nlohmann::json doc = engine::to_json(s);
+  // One list of times and one string of outcomes: no array per call to parse.
+  CHECK(doc["breaker"]["window"] ==
+        nlohmann::json::parse(R"({"ms":[1000,1010,1020],"failed":"010"})"));
+  CHECK(engine::target_state_from_json(doc).breaker.window == s.breaker.window);
+
+  // What a state file written before this format holds.
+  const auto old = engine::target_state_from_json(
+      nlohmann::json::parse(R"({"breaker":{"window":[[1000,false],[1010,true],[1020,false]]}})"));
+  CHECK(old.breaker.window == s.breaker.window);
+
+  // Lists of different lengths: only the calls both describe.
+  const auto uneven = engine::target_state_from_json(
+      nlohmann::json::parse(R"({"breaker":{"window":{"ms":[1000,1010,1020],"failed":"01"}}})"));
+  CHECK(uneven.breaker.window.size() == 2);
 }
 
 TEST_CASE("state: rate limits and rejections do not lower the success rate", "[state]") {
