@@ -1,22 +1,22 @@
-// The request pipeline shared by the three protocols: parse, authenticate, enforce limits,
-// wait the latency, inject the fault, and deliver the reply (plain body or SSE stream) with
-// the timing the scenario asks for.
+// The request pipeline shared by every protocol: parse, authenticate, enforce limits, wait the
+// latency, inject the fault, and deliver the reply (plain body or SSE stream) with the timing
+// the scenario asks for.
+#include "exchange.hpp"
+
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <variant>
 
-#include "errors.hpp"
-#include "server.hpp"
+#include "azure.hpp"
 #include "sockets.hpp"
 
 namespace detour::mock {
 
 namespace {
-
-using Headers = std::vector<std::pair<std::string, std::string>>;
 
 // The socket of this request's connection: faults like "close" and "reset" act on it.
 int connection_fd(const httplib::Request& req) {
@@ -45,110 +45,140 @@ bool applies_to_list(Fault f, bool) {
   }
 }
 
-struct BodyPlan {
-  int delay_ms = 0;          // between the headers and the body
-  bool blank_lines = false;  // "\n"s while waiting, as DeepSeek sends under load
-  bool truncate = false;     // a complete response whose body is only the first half
-  bool reset = false;        // promise the whole body, send half, then reset the connection
-};
+std::string lowercase(std::string s) {
+  for (auto& c : s)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
 
-enum class StreamMode { normal, cut, error, reset, truncated_chunk };
+// The connection's addresses, which httplib's server adds to every request's headers: the
+// client never sent them.
+bool is_httplib_header(const std::string& lower) {
+  return lower == "remote_addr" || lower == "remote_port" || lower == "local_addr" ||
+         lower == "local_port";
+}
 
-struct StreamPlan {
-  int ttft_ms = 0;
-  int token_delay_ms = 0;
-  bool keepalive = false;  // ": keep-alive" comments while waiting for the first token
-  StreamMode mode = StreamMode::normal;
-  std::string error_event;  // StreamMode::error: sent after the first text chunk
-};
+// The query parameters of the URL alone: req.params also holds a form-encoded body's fields.
+Headers url_query(const httplib::Request& req) {
+  Headers out;
+  auto mark = req.target.find('?');
+  if (mark == std::string::npos) return out;
+  httplib::Params params;
+  httplib::detail::parse_query_text(req.target.substr(mark + 1), params);
+  for (const auto& [name, value] : params)
+    out.emplace_back(name, is_secret_param(name) ? std::string(kRedacted) : value);
+  return out;
+}
 
-// One request's bookkeeping: the stats record, the in-flight token, common headers.
-class Exchange {
- public:
-  Exchange(Shared& sh, Protocol protocol, const httplib::Request& req, httplib::Response& res)
-      : sh(sh),
-        protocol(protocol),
-        req(req),
-        res(res),
-        token(sh.stats.enter()),
-        id(sh.next_request_id()) {
-    rec.t_ms = sh.stats.now_ms();
-    rec.method = req.method;
-    rec.path = req.path;
-    if (protocol == Protocol::openai) res.set_header("x-request-id", "req_" + id);
-    if (protocol == Protocol::anthropic) res.set_header("request-id", "req_" + id);
+}  // namespace
+
+Exchange::Exchange(Shared& sh, Protocol protocol, const httplib::Request& req,
+                   httplib::Response& res, bool azure)
+    : sh(sh),
+      protocol(protocol),
+      azure(azure),
+      req(req),
+      res(res),
+      token(sh.stats.enter()),
+      id(sh.next_request_id()) {
+  rec.t_ms = sh.stats.now_ms();
+  rec.method = req.method;
+  rec.path = req.path;
+  // Credentials are replaced here, before anything is stored (tests/mock/README.md, Stats).
+  for (const auto& [name, value] : req.headers) {
+    std::string lower = lowercase(name);
+    if (is_httplib_header(lower)) continue;
+    rec.headers.emplace_back(lower, is_secret_header(lower) ? std::string(kRedacted) : value);
   }
-
-  void add_headers(const Headers& headers) {
-    for (const auto& [k, v] : headers)
-      res.set_header(k, v);
+  rec.query = url_query(req);
+  // Which credential is there, even when the request fails before its key is checked.
+  rec.auth = credentials().first;
+  if (azure) {
+    res.set_header("x-request-id", "req_" + id);
+    res.set_header("apim-request-id", azure_request_guid(id));
+  } else if (protocol == Protocol::openai) {
+    res.set_header("x-request-id", "req_" + id);
+  } else if (protocol == Protocol::anthropic) {
+    res.set_header("request-id", "req_" + id);
   }
-  void add_headers(const std::map<std::string, std::string>& headers) {
-    for (const auto& [k, v] : headers)
-      res.set_header(k, v);
-  }
+}
 
-  ErrorContext context() const {
-    ErrorContext c;
-    c.model = rec.model;
-    c.request_id = "req_" + id;
-    return c;
-  }
+void Exchange::add_headers(const Headers& headers) {
+  for (const auto& [k, v] : headers)
+    res.set_header(k, v);
+}
 
-  // Checks the key the protocol's header carries against the configured one.
-  bool check_auth() {
-    auto [kind, key] = credentials();
-    rec.auth = kind;
-    auto expected = sh.api_key();
-    if (!expected || key == *expected) return true;
-    send_error(
-        make_error(protocol, kind.empty() ? ErrorKind::missing_key : ErrorKind::auth, context()));
-    return false;
-  }
+void Exchange::add_headers(const std::map<std::string, std::string>& headers) {
+  for (const auto& [k, v] : headers)
+    res.set_header(k, v);
+}
 
-  void send_error(const ErrorReply& e) {
-    add_headers(e.headers);
-    res.status = e.status;
-    res.set_content(e.body, e.content_type);
-    finish(e.status);
-  }
+ErrorContext Exchange::context() const {
+  ErrorContext c;
+  c.model = rec.model;
+  c.request_id = "req_" + id;
+  return c;
+}
 
-  void finish(int status) {
-    rec.status = status;
-    if (sh.options.verbose)
-      std::fprintf(stderr, "detour-mock: %s %s model=%s stream=%d -> %d%s%s\n", rec.method.c_str(),
-                   rec.path.c_str(), rec.model.c_str(), rec.stream ? 1 : 0, status,
-                   rec.fault.empty() ? "" : " fault=", rec.fault.c_str());
-    sh.stats.record(std::move(rec));
-  }
+ErrorReply Exchange::error(ErrorKind kind, const ErrorContext& ctx) const {
+  return azure ? azure_error(kind, ctx, api_version, operation) : make_error(protocol, kind, ctx);
+}
 
-  void deliver_body(std::string body, const std::string& type, const BodyPlan& plan);
-  void deliver_stream(std::vector<SseEvent> events, const StreamPlan& plan);
+Headers Exchange::limit_headers(const LimitSnapshot& snapshot) const {
+  return azure ? azure_ratelimit_headers(snapshot) : ratelimit_headers(protocol, snapshot);
+}
 
-  Shared& sh;
-  const Protocol protocol;
-  const httplib::Request& req;
-  httplib::Response& res;
-  std::shared_ptr<void> token;
-  const std::string id;
-  RequestRecord rec;
+void Exchange::record_request(const ChatRequest& cr) {
+  rec.model = cr.model;
+  rec.stream = cr.stream;
+  rec.prompt = utf8_prefix(cr.prompt, 1000);
+  rec.system = utf8_prefix(cr.system, 1000);
+  rec.max_tokens = cr.max_tokens;
+  rec.json_mode = cr.json_mode;
+  rec.params = cr.params;
+}
 
- private:
-  std::pair<std::string, std::string> credentials() const {
-    std::string bearer = req.get_header_value("Authorization");
-    bool has_bearer = bearer.rfind("Bearer ", 0) == 0;
-    if (protocol == Protocol::anthropic && req.has_header("x-api-key"))
-      return {"x-api-key", req.get_header_value("x-api-key")};
-    if (protocol == Protocol::gemini) {
-      if (req.has_header("x-goog-api-key"))
-        return {"x-goog-api-key", req.get_header_value("x-goog-api-key")};
-      if (req.has_param("key")) return {"key-param", req.get_param_value("key")};
-      return {};
-    }
-    if (has_bearer) return {"bearer", bearer.substr(7)};
+bool Exchange::check_auth() {
+  auto [kind, key] = credentials();
+  rec.auth = kind;
+  auto expected = sh.api_key();
+  if (!expected || key == *expected) return true;
+  send_error(error(kind.empty() ? ErrorKind::missing_key : ErrorKind::auth, context()));
+  return false;
+}
+
+void Exchange::send_error(const ErrorReply& e) {
+  add_headers(e.headers);
+  res.status = e.status;
+  res.set_content(e.body, e.content_type);
+  finish(e.status);
+}
+
+void Exchange::finish(int status) {
+  rec.status = status;
+  if (sh.options.verbose)
+    std::fprintf(stderr, "detour-mock: %s %s model=%s stream=%d -> %d%s%s\n", rec.method.c_str(),
+                 rec.path.c_str(), rec.model.c_str(), rec.stream ? 1 : 0, status,
+                 rec.fault.empty() ? "" : " fault=", rec.fault.c_str());
+  sh.stats.record(std::move(rec));
+}
+
+std::pair<std::string, std::string> Exchange::credentials() const {
+  std::string bearer = req.get_header_value("Authorization");
+  bool has_bearer = bearer.rfind("Bearer ", 0) == 0;
+  // Azure takes its resource key in api-key, or a Microsoft Entra ID token as a bearer.
+  if (azure && req.has_header("api-key")) return {"api-key", req.get_header_value("api-key")};
+  if (protocol == Protocol::anthropic && req.has_header("x-api-key"))
+    return {"x-api-key", req.get_header_value("x-api-key")};
+  if (protocol == Protocol::gemini) {
+    if (req.has_header("x-goog-api-key"))
+      return {"x-goog-api-key", req.get_header_value("x-goog-api-key")};
+    if (req.has_param("key")) return {"key-param", req.get_param_value("key")};
     return {};
   }
-};
+  if (has_bearer) return {"bearer", bearer.substr(7)};
+  return {};
+}
 
 void Exchange::deliver_body(std::string body, const std::string& type, const BodyPlan& plan) {
   if (plan.truncate) body.resize(body.size() / 2);
@@ -225,6 +255,8 @@ void Exchange::deliver_stream(std::vector<SseEvent> events, const StreamPlan& pl
         return true;
       });
 }
+
+namespace {
 
 // Hangs up without a response: httplib's own write of the response then fails. Recorded
 // first, so a client that sees the hang-up and asks for stats finds this request there.
@@ -324,27 +356,26 @@ void handle_chat(Shared& sh, Protocol protocol, const httplib::Request& req, htt
   if (auto* bad = std::get_if<std::string>(&parsed)) {
     ErrorContext ctx = ex.context();
     ctx.message = *bad;
-    return ex.send_error(make_error(protocol, ErrorKind::bad_request, ctx));
+    return ex.send_error(ex.error(ErrorKind::bad_request, ctx));
   }
   ChatRequest cr = std::get<ChatRequest>(std::move(parsed));
-  ex.rec.model = cr.model;
-  ex.rec.stream = cr.stream;
-  ex.rec.prompt = utf8_prefix(cr.prompt, 1000);
-  ex.rec.system = utf8_prefix(cr.system, 1000);
-  ex.rec.max_tokens = cr.max_tokens;
-  ex.rec.json_mode = cr.json_mode;
-  ex.rec.params = cr.params;
+  ex.record_request(cr);
   if (!ex.check_auth()) return;
   if (protocol == Protocol::anthropic && !req.has_header("anthropic-version")) {
     ErrorContext ctx = ex.context();
     ctx.message = "anthropic-version: header is required";
-    return ex.send_error(make_error(protocol, ErrorKind::bad_request, ctx));
+    return ex.send_error(ex.error(ErrorKind::bad_request, ctx));
   }
+  serve_chat(ex, std::move(cr));
+}
 
+void serve_chat(Exchange& ex, ChatRequest cr) {
+  Shared& sh = ex.sh;
+  const Protocol protocol = ex.protocol;
   // Limits come before faults and latency: a real 429 is fast and costs nothing.
   std::int64_t estimate = cr.input_tokens + cr.max_tokens.value_or(0);
   Verdict verdict = sh.limiter.admit(estimate);
-  ex.add_headers(ratelimit_headers(protocol, verdict.snapshot));
+  ex.add_headers(ex.limit_headers(verdict.snapshot));
   ErrorContext ctx = ex.context();
   ctx.input_tokens = cr.input_tokens;
   ctx.requested = estimate;
@@ -354,7 +385,7 @@ void handle_chat(Shared& sh, Protocol protocol, const httplib::Request& req, htt
     ctx.from_limiter = true;
     if (!verdict.too_large) ctx.retry_after_s = verdict.retry_after_s;
     auto kind = verdict.too_large ? ErrorKind::request_too_large : ErrorKind::rate_limit;
-    return ex.send_error(make_error(protocol, kind, ctx));
+    return ex.send_error(ex.error(kind, ctx));
   }
 
   auto decision = sh.scenario.decide(cr.model, applies_to_chat, cr.stream);
@@ -376,9 +407,9 @@ void handle_chat(Shared& sh, Protocol protocol, const httplib::Request& req, htt
   ctx.retry_delay = b.retry_delay;
   ctx.context_window = b.context_window;
   if (fault == Fault::none && b.context_window > 0 && cr.input_tokens > b.context_window)
-    return ex.send_error(make_error(protocol, ErrorKind::context_length, ctx));
+    return ex.send_error(ex.error(ErrorKind::context_length, ctx));
   if (auto kind = error_kind_for(fault)) {
-    ErrorReply e = make_error(protocol, *kind, ctx);
+    ErrorReply e = ex.error(*kind, ctx);
     if (e.status == 200 && cr.stream) {  // Gemini's blocked prompt, streamed
       ex.deliver_stream({{sse_data(protocol, e.body), true, true}}, {});
       return ex.finish(200);
@@ -402,13 +433,15 @@ void handle_chat(Shared& sh, Protocol protocol, const httplib::Request& req, htt
     StreamPlan plan{ttft, b.token_delay_ms, fault == Fault::keepalive, stream_mode(fault), {}};
     if (plan.mode == StreamMode::error)
       plan.error_event = stream_error_event(protocol, *error_kind_for(stream_error), ctx);
-    ex.deliver_stream(stream_events(cr, reply, ex.id), plan);
+    auto events = stream_events(cr, reply, ex.id);
+    ex.deliver_stream(ex.azure ? azure_stream_events(std::move(events)) : std::move(events), plan);
   } else {
     // A plain reply takes as long as the stream would have: first token, then every token.
     int pieces = static_cast<int>(reply.pieces.size());
     BodyPlan plan{ttft + b.token_delay_ms * std::max(0, pieces - 1), fault == Fault::blank_lines,
                   fault == Fault::truncated_json, fault == Fault::reset};
-    ex.deliver_body(reply_body(cr, reply, ex.id), "application/json", plan);
+    std::string body = reply_body(cr, reply, ex.id);
+    ex.deliver_body(ex.azure ? azure_reply_body(body) : std::move(body), "application/json", plan);
   }
   ex.finish(200);
 }
@@ -428,10 +461,22 @@ void handle_models(Shared& sh, Protocol protocol, const httplib::Request& req,
     if (!page.error.empty()) {
       ErrorContext ctx = ex.context();
       ctx.message = page.error;
-      return ex.send_error(make_error(protocol, ErrorKind::bad_request, ctx));
+      return ex.send_error(ex.error(ErrorKind::bad_request, ctx));
     }
   }
   if (!ex.check_auth()) return;
+  std::optional<std::string> body;
+  if (one) {
+    if (std::find(models.begin(), models.end(), *one) != models.end())
+      body = model_body(protocol, *one);
+  } else {
+    body = protocol == Protocol::anthropic ? std::move(page.body) : models_body(protocol, models);
+  }
+  serve_listing(ex, std::move(body));
+}
+
+void serve_listing(Exchange& ex, std::optional<std::string> body) {
+  Shared& sh = ex.sh;
   auto decision = sh.scenario.decide(ex.rec.model, applies_to_list, false);
   const Behaviour& b = decision.behaviour;
   ex.add_headers(b.headers);
@@ -445,19 +490,12 @@ void handle_models(Shared& sh, Protocol protocol, const httplib::Request& req,
   ctx.status = b.status;
   ctx.retry_after_s = b.retry_after_s;
   ctx.retry_delay = b.retry_delay;
-  if (auto kind = error_kind_for(fault)) return ex.send_error(make_error(protocol, *kind, ctx));
+  if (auto kind = error_kind_for(fault)) return ex.send_error(ex.error(*kind, ctx));
   if (fault == Fault::close) return close_silently(ex);
   if (fault == Fault::slow_headers && !sh.sleep_ms(b.ttft_ms)) return ex.finish(0);
-  std::string body;
-  if (one) {
-    if (std::find(models.begin(), models.end(), *one) == models.end())
-      return ex.send_error(make_error(protocol, ErrorKind::not_found, ctx));
-    body = model_body(protocol, *one);
-  } else {
-    body = protocol == Protocol::anthropic ? std::move(page.body) : models_body(protocol, models);
-  }
+  if (!body) return ex.send_error(ex.error(ErrorKind::not_found, ctx));
   ex.deliver_body(
-      body, "application/json",
+      std::move(*body), "application/json",
       {0, fault == Fault::blank_lines, fault == Fault::truncated_json, fault == Fault::reset});
   ex.finish(200);
 }
@@ -467,7 +505,7 @@ void handle_no_route(Shared& sh, Protocol protocol, const httplib::Request& req,
   Exchange ex(sh, protocol, req, res);
   ErrorContext ctx = ex.context();
   ctx.message = req.method + " " + req.path;
-  ex.send_error(make_error(protocol, ErrorKind::no_route, ctx));
+  ex.send_error(ex.error(ErrorKind::no_route, ctx));
 }
 
 }  // namespace detour::mock

@@ -1,5 +1,5 @@
-// detour-mock: a fault-injecting stand-in for the OpenAI, Anthropic and Gemini APIs, on
-// loopback only. See tests/mock/README.md for the flags and the scenario format.
+// detour-mock: a fault-injecting stand-in for the OpenAI, Anthropic, Gemini and Azure OpenAI
+// APIs, on loopback only. See tests/mock/README.md for the flags and the scenario format.
 #include <arpa/inet.h>
 #include <pthread.h>
 #include <signal.h>

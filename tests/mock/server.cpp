@@ -1,5 +1,6 @@
 #include "server.hpp"
 
+#include "azure.hpp"
 #include "sockets.hpp"
 
 #include <algorithm>
@@ -114,6 +115,18 @@ void Server::add_routes() {
   http_.Post("/v1/chat/completions", chat(Protocol::openai));
   http_.Post("/chat/completions", chat(Protocol::openai));
   http_.Post("/v1/messages", chat(Protocol::anthropic));
+  // Azure OpenAI: the deployment in the path names the model (tests/mock/README.md).
+  http_.Post(R"(/openai/deployments/([^/]+)/chat/completions)",
+             [&sh](const httplib::Request& req, httplib::Response& res) {
+               handle_azure_chat(sh, req, res, std::string(req.matches[1]));
+             });
+  http_.Get("/openai/models", [&sh](const httplib::Request& req, httplib::Response& res) {
+    handle_azure_listing(sh, req, res, std::nullopt);
+  });
+  http_.Get(R"(/openai/deployments/([^/]+))",
+            [&sh](const httplib::Request& req, httplib::Response& res) {
+              handle_azure_listing(sh, req, res, std::string(req.matches[1]));
+            });
   http_.Post(R"(/(?:v1beta|v1)/models/([^/:]+):(generateContent|streamGenerateContent))",
              [&sh](const httplib::Request& req, httplib::Response& res) {
                GeminiTarget target{req.matches[1], req.matches[2] == "streamGenerateContent",
@@ -174,6 +187,9 @@ void Server::add_routes() {
     if (req.path.rfind("/_mock/", 0) == 0)
       return send_json(res, 404,
                        {{"error", "no such control endpoint: " + req.method + " " + req.path}});
+    // Every Azure OpenAI path is under /openai/; nothing else the mock speaks uses that prefix.
+    if (req.path == "/openai" || req.path.rfind("/openai/", 0) == 0)
+      return handle_azure_no_route(sh, req, res);
     handle_no_route(sh, guess_protocol(req), req, res);
   };
   http_.Get(".*", no_route);

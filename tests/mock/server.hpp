@@ -1,6 +1,7 @@
 #pragma once
 // The detour-mock HTTP server: routes, control endpoints (/_mock/...), and the request
-// pipeline shared by the three protocols (auth, limits, latency, faults, delivery).
+// pipeline shared by the protocols (auth, limits, latency, faults, delivery). Azure OpenAI's
+// routes are in azure.hpp.
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>

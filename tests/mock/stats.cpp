@@ -2,6 +2,48 @@
 
 namespace detour::mock {
 
+namespace {
+
+// Repeated headers are one comma-separated value (RFC 9110, section 5.3), as a proxy would
+// combine them.
+nlohmann::json headers_json(const std::vector<std::pair<std::string, std::string>>& headers) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [name, value] : headers) {
+    auto& slot = out[name];
+    slot = slot.is_null() ? value : slot.get<std::string>() + ", " + value;
+  }
+  return out;
+}
+
+// A repeated query parameter has no such combined form: its values become an array, in order.
+nlohmann::json query_json(const std::vector<std::pair<std::string, std::string>>& query) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [name, value] : query) {
+    auto& slot = out[name];
+    if (slot.is_null()) {
+      slot = value;
+    } else {
+      if (slot.is_string()) slot = nlohmann::json::array({slot});
+      slot.push_back(value);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+bool is_secret_header(std::string_view name) {
+  // authorization carries OpenAI's key and Azure's Entra ID token; proxy-authorization and
+  // ocp-apim-subscription-key are the same secret one hop out (a proxy, Azure API Management).
+  return name == "authorization" || name == "proxy-authorization" || name == "api-key" ||
+         name == "x-api-key" || name == "x-goog-api-key" || name == "ocp-apim-subscription-key";
+}
+
+bool is_secret_param(std::string_view name) {
+  // Gemini's ?key= and API Management's ?subscription-key=.
+  return name == "key" || name == "subscription-key";
+}
+
 Stats::Stats() : start_(std::chrono::steady_clock::now()) {}
 
 std::int64_t Stats::now_ms() const {
@@ -52,7 +94,9 @@ nlohmann::json Stats::to_json() const {
          {"json", r.json_mode},
          {"auth", r.auth.empty() ? nlohmann::json() : nlohmann::json(r.auth)},
          {"fault", r.fault.empty() ? nlohmann::json() : nlohmann::json(r.fault)},
-         {"params", r.params}});
+         {"params", r.params},
+         {"headers", headers_json(r.headers)},
+         {"query", query_json(r.query)}});
   }
   return {{"requests", requests_},   {"by_status", by_status_},         {"by_model", by_model_},
           {"by_path", by_path_},     {"rate_limited", rate_limited_},   {"faults", faults_},

@@ -9,6 +9,9 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -28,7 +31,18 @@ struct RequestRecord {
   std::string auth;   // "bearer", "x-api-key", "x-goog-api-key", "key-param" or "" (none)
   std::string fault;  // the injected fault that fired, or ""
   nlohmann::json params = nlohmann::json::object();  // body fields except the messages
+  // As sent, in order: header names lowercased, query parameters percent-decoded; the values
+  // of credentials replaced by kRedacted before they get here (see is_secret_header).
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::vector<std::pair<std::string, std::string>> query;
 };
+
+// What a recorded credential's value reads as: the mock never holds key values.
+inline constexpr std::string_view kRedacted = "<redacted>";
+// Headers and query parameters whose values are credentials (names lowercased): the three
+// protocols' key headers, Azure's api-key and its API Management subscription key.
+bool is_secret_header(std::string_view name);
+bool is_secret_param(std::string_view name);
 
 class Stats {
  public:
