@@ -13,30 +13,38 @@
 #include <toml++/toml.h>
 
 #include "config/internal.hpp"
+#include "config/parser.hpp"
 #include "core/error.hpp"
 
 namespace detour::config {
 
-namespace {
+namespace detail {
 
-using Keys = std::span<const std::string_view>;
+namespace {
 
 constexpr std::string_view kTopLevel[] = {"defaults", "providers", "models", "routes", "breaker"};
 constexpr std::string_view kDefaultsKeys[] = {"model",      "timeout",     "deadline", "retries",
                                               "max_tokens", "temperature", "state"};
-constexpr std::string_view kProviderKeys[] = {"protocol", "base_url", "api_key_env", "rpm",
-                                              "tpm",      "burst",    "concurrency"};
-constexpr std::string_view kModelKeys[] = {
-    "context_window", "input_cost", "output_cost", "tier", "rpm", "tpm", "burst", "concurrency"};
+constexpr std::string_view kModelKeys[] = {"context_window",
+                                           "max_output_tokens",
+                                           "input_cost",
+                                           "output_cost",
+                                           "cached_input_cost",
+                                           "tier",
+                                           "rpm",
+                                           "tpm",
+                                           "burst",
+                                           "concurrency"};
 constexpr std::string_view kRouteKeys[] = {"strategy", "targets", "weights", "min_tier",
                                            "on_content_filter"};
 constexpr std::string_view kContentFilterChoices[] = {"stop", "next"};
 constexpr std::string_view kBreakerKeys[] = {
     "consecutive_failures", "failure_rate", "min_calls", "window", "cooldown",
     "max_cooldown",         "long_cooldown"};
-constexpr std::string_view kProtocols[] = {"openai", "anthropic", "gemini"};
 constexpr std::string_view kStrategies[] = {"fallback", "fastest", "cheapest", "weighted",
                                             "round-robin"};
+
+}  // namespace
 
 bool contains(Keys keys, std::string_view key) {
   for (auto k : keys) {
@@ -54,6 +62,8 @@ std::string join(Keys keys, std::string_view sep) {
   return out;
 }
 
+namespace {
+
 // Levenshtein distance, for "did you mean" on unknown keys.
 size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<size_t> row(b.size() + 1);
@@ -70,6 +80,8 @@ size_t edit_distance(std::string_view a, std::string_view b) {
   }
   return row[b.size()];
 }
+
+}  // namespace
 
 // Keys are printed the way TOML would need them written: bare when they can be, quoted
 // otherwise, so the path can be pasted back into the file (models."openai/gpt-4o".tier).
@@ -111,50 +123,6 @@ std::string describe(const toml::node& node) {
   if (node.is_table()) return "a table";
   return "a date/time";
 }
-
-class Parser {
- public:
-  Parser(std::string_view source, const EnvLookup& env)
-      : source_(source.empty() ? "config" : source), env_(env) {}
-
-  Config parse(std::string_view text);
-
- private:
-  [[noreturn]] void fail(const toml::source_region& where, const std::string& path,
-                         const std::string& what) const {
-    std::string message = source_ + ":" + std::to_string(where.begin.line) + ":" +
-                          std::to_string(where.begin.column) + ": ";
-    if (!path.empty()) message += path + ": ";
-    throw ConfigError(message + what);
-  }
-  [[noreturn]] void wrong_type(const toml::node& node, const std::string& path,
-                               std::string_view expected) const {
-    fail(node.source(), path, "expected " + std::string(expected) + ", got " + describe(node));
-  }
-
-  void check_keys(const toml::table& table, const std::string& path, Keys allowed) const;
-  const toml::table& get_table(const toml::node& node, const std::string& path) const;
-  std::string get_string(const toml::node& node, const std::string& path) const;
-  std::string get_choice(const toml::node& node, const std::string& path, Keys choices) const;
-  int64_t get_int(const toml::node& node, const std::string& path, int64_t min,
-                  int64_t max = std::numeric_limits<int64_t>::max()) const;
-  double get_number(const toml::node& node, const std::string& path, double min,
-                    double max = std::numeric_limits<double>::max()) const;
-  Millis get_duration(const toml::node& node, const std::string& path) const;
-  std::string get_target(const toml::source_region& where, std::string_view text,
-                         const std::string& path) const;
-  void check_name(const toml::key& key, const std::string& path, std::string_view what) const;
-
-  void parse_defaults(const toml::table& table, Defaults& defaults) const;
-  ProviderConfig parse_provider(const toml::key& name, const toml::node& node) const;
-  ModelConfig parse_model(const toml::key& name, const toml::node& node) const;
-  RouteConfig parse_route(const toml::key& name, const toml::node& node) const;
-  void parse_breaker(const toml::table& table, BreakerSettings& breaker) const;
-
-  std::string source_;
-  const EnvLookup& env_;
-  Config config_;
-};
 
 void Parser::check_keys(const toml::table& table, const std::string& path, Keys allowed) const {
   for (auto&& [key, value] : table) {
@@ -306,72 +274,6 @@ void Parser::parse_defaults(const toml::table& table, Defaults& defaults) const 
   if (auto n = table.get("state")) defaults.state = get_string(*n, path + ".state");
 }
 
-ProviderConfig Parser::parse_provider(const toml::key& name, const toml::node& node) const {
-  const std::string path = join_path("providers", name.str());
-  check_name(name, path, "provider");
-  const auto& table = get_table(node, path);
-  check_keys(table, path, kProviderKeys);
-
-  ProviderConfig provider;
-  provider.name = name.str();
-  const auto* known = detail::find_known_provider(provider.name);
-
-  if (auto n = table.get("protocol")) {
-    provider.protocol = get_choice(*n, path + ".protocol", kProtocols);
-  } else if (known) {
-    provider.protocol = known->protocol;
-  } else {
-    fail(table.source(), path, "missing key 'protocol' (one of " + join(kProtocols, ", ") + ")");
-  }
-  // The built-in URL and key variable of a well-known name only fit its own protocol.
-  if (known && provider.protocol != known->protocol) known = nullptr;
-
-  if (auto n = table.get("base_url")) {
-    auto url = detail::normalize_base_url(get_string(*n, path + ".base_url"));
-    if (!url) wrong_type(*n, path + ".base_url", "a URL starting with http:// or https://");
-    provider.base_url = *url;
-  } else if (known) {
-    // Only the built-in default moves with OPENAI_BASE_URL and the like: a base_url written
-    // in the file is deliberate and beats a variable that may be set for other tools.
-    provider.base_url = known->base_url;
-    if (auto moved = detail::env_value(env_, known->base_url_env)) {
-      auto url = detail::normalize_base_url(*moved);
-      if (!url) {
-        throw ConfigError(std::string(known->base_url_env) +
-                          ": expected a URL starting with http:// or https://, got \"" + *moved +
-                          "\"");
-      }
-      provider.base_url = *url;
-    }
-  } else {
-    fail(table.source(), path, "missing key 'base_url' (e.g. \"http://localhost:11434/v1\")");
-  }
-
-  if (auto n = table.get("api_key_env")) {
-    provider.api_key_env = get_string(*n, path + ".api_key_env");
-    bool is_name = true;
-    for (char c : provider.api_key_env) {
-      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') is_name = false;
-    }
-    // Never echo the value: the usual mistake here is pasting the key itself.
-    if (!is_name) {
-      fail(n->source(), path + ".api_key_env",
-           "expected the name of an environment variable (letters, digits, _), not the key "
-           "itself");
-    }
-  } else if (known) {
-    provider.api_key_env = detail::known_key_env(*known, env_);
-  }
-
-  if (auto n = table.get("rpm")) provider.rpm = get_int(*n, path + ".rpm", 1);
-  if (auto n = table.get("tpm")) provider.tpm = get_int(*n, path + ".tpm", 1);
-  if (auto n = table.get("burst")) provider.burst = get_int(*n, path + ".burst", 1);
-  if (auto n = table.get("concurrency")) {
-    provider.concurrency = get_int(*n, path + ".concurrency", 1);
-  }
-  return provider;
-}
-
 ModelConfig Parser::parse_model(const toml::key& name, const toml::node& node) const {
   const std::string path = join_path("models", name.str());
   get_target(name.source(), name.str(), path);
@@ -516,7 +418,7 @@ Config Parser::parse(std::string_view text) {
   return std::move(config_);
 }
 
-}  // namespace
+}  // namespace detail
 
 std::optional<Target> split_target(std::string_view text) {
   // The provider is before the FIRST '/': OpenRouter model names contain '/' themselves.
@@ -529,7 +431,7 @@ std::optional<Target> split_target(std::string_view text) {
 
 Config parse_config(std::string_view toml_text, std::string_view source_name,
                     const EnvLookup& env) {
-  Parser parser(source_name, env);
+  detail::Parser parser(source_name, env);
   Config config = parser.parse(toml_text);
   config.path = source_name;
   return config;

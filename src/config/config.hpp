@@ -3,6 +3,7 @@
 // variables, DETOUR_* environment overrides, and resolution of -m names into target chains.
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,19 +17,34 @@ namespace detour::config {
 using EnvLookup = std::function<std::optional<std::string>(std::string_view name)>;
 EnvLookup process_env();
 
+// A header, query parameter or the like: name and value, in the order written.
+using NameValues = std::vector<std::pair<std::string, std::string>>;
+
 struct ProviderConfig {
   std::string name;
-  std::string protocol;     // "openai" | "anthropic" | "gemini"
+  std::string protocol;     // "openai" | "anthropic" | "gemini" | "azure"
   std::string base_url;     // without trailing slash
   std::string api_key_env;  // empty: the provider needs no key (local servers)
   std::optional<int64_t> rpm, tpm, burst, concurrency;
   bool zero_config = false;  // made from an *_API_KEY variable, not from the file
+  // A command whose first line of output is the key (a short-lived token, a password store),
+  // run without a shell when the provider is first used; wins over api_key_env.
+  std::string api_key_cmd;
+  std::optional<Millis> api_key_ttl;  // run it again after this long; none: once per process
+  NameValues headers;                 // sent as written
+  NameValues headers_env;             // header name -> environment variable: secret values
+  NameValues query;                   // added to every request URL
+  std::string api_version;            // azure: the api-version query parameter
+  std::string ca_bundle;              // PEM file of the CAs to trust; empty: the system's
+  std::string catalog;  // the built-in catalog's provider for its models; empty: by name/URL
 };
 
 struct ModelConfig {
   std::optional<int64_t> context_window;
-  std::optional<double> input_cost;   // USD per million tokens
-  std::optional<double> output_cost;  // USD per million tokens
+  std::optional<int64_t> max_output_tokens;
+  std::optional<double> input_cost;         // USD per million tokens
+  std::optional<double> output_cost;        // USD per million tokens
+  std::optional<double> cached_input_cost;  // USD per million tokens read from a prompt cache
   std::optional<int> tier;
   // The model's own limits, on top of its provider's (docs/architecture.md, "The limiter"); learned
   // when absent.
@@ -94,12 +110,21 @@ struct Target {
 // Splits "provider/model"; nullopt when there is no '/' or either side is empty.
 std::optional<Target> split_target(std::string_view text);
 
+class KeyCommand;
+
 struct ResolvedTarget {
   Target target;
   const ProviderConfig* provider = nullptr;  // points into the Config
-  ModelConfig model;                         // [models."provider/model"], or empty
-  std::string api_key;                       // from provider->api_key_env; empty if none needed
-  double weight = 1.0;                       // the route's weight for it (`weighted`)
+  // [models."provider/model"], with what it leaves out filled from the built-in catalog.
+  ModelConfig model;
+  std::string api_key;  // from provider->api_key_env; empty if none needed or from a command
+  std::shared_ptr<KeyCommand> key_command;  // api_key_cmd: the key is had when first needed
+  NameValues headers;                       // extra headers: literal, from the environment
+  std::vector<std::string> secrets;         // header values that came from the environment
+  NameValues query;                         // extra query parameters
+  std::string ca_bundle;                    // ca_bundle, else $SSL_CERT_FILE; empty: the system's
+  std::string ca_path;                      // $SSL_CERT_DIR when no ca_bundle
+  double weight = 1.0;                      // the route's weight for it (`weighted`)
 };
 
 struct Chain {

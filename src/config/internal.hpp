@@ -45,6 +45,15 @@ void apply_zero_config(Config& config, const EnvLookup& env);
 // DETOUR_MODEL, DETOUR_TIMEOUT, DETOUR_DEADLINE, DETOUR_RETRIES, DETOUR_STATE.
 void apply_env_overrides(Defaults& defaults, const EnvLookup& env);
 
+// OPENAI_API_VERSION, else the latest generally available Azure OpenAI API version detour was
+// tested with (README, "Providers").
+inline constexpr std::string_view kDefaultAzureApiVersion = "2024-10-21";
+std::string azure_api_version(const EnvLookup& env);
+
+// Fills a resolved target's headers, query, CA settings and key source from its provider
+// (resolve_extras.cpp). Throws ConfigError naming the provider and the missing variable or file.
+void resolve_extras(const ProviderConfig& provider, const EnvLookup& env, ResolvedTarget& out);
+
 // Checks that url is http(s) and strips trailing slashes; nullopt when it is not a URL.
 std::optional<std::string> normalize_base_url(std::string_view url);
 

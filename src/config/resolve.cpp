@@ -3,6 +3,7 @@
 #include <cctype>
 #include <set>
 
+#include "config/catalog.hpp"
 #include "config/config.hpp"
 #include "config/internal.hpp"
 #include "core/error.hpp"
@@ -150,6 +151,12 @@ ResolvedTarget resolve_target(const Config& config, const Target& target, const 
   if (auto model = config.models.find(target.name()); model != config.models.end()) {
     out.model = model->second;
   }
+  if (auto catalog = catalog_provider_of(provider->second)) {
+    if (const ModelConfig* entry = Catalog::builtin().find(*catalog, target.model)) {
+      out.model = with_catalog(std::move(out.model), *entry);
+    }
+  }
+  detail::resolve_extras(provider->second, env, out);
   const std::string& key_env = provider->second.api_key_env;
   if (!key_env.empty()) {
     auto key = detail::env_value(env, key_env);

@@ -56,6 +56,9 @@ const std::vector<KnownProvider>& known_providers() {
        "OPENROUTER_BASE_URL",
        {}},
       {"groq", "openai", "https://api.groq.com/openai/v1", {"GROQ_API_KEY"}, "GROQ_BASE_URL", {}},
+      // Azure OpenAI: every resource has its own endpoint, so there is no built-in URL; the
+      // variables are the ones the official SDKs read. A deployment is named by the user.
+      {"azure", "azure", "", {"AZURE_OPENAI_API_KEY"}, "AZURE_OPENAI_ENDPOINT", {}},
       {"mistral",
        "openai",
        "https://api.mistral.ai/v1",
@@ -91,6 +94,10 @@ std::string missing_known_key_message(const KnownProvider& known) {
   std::string vars(known.key_envs.front());
   for (size_t i = 1; i < known.key_envs.size(); ++i) {
     vars += " (or " + std::string(known.key_envs[i]) + ")";
+  }
+  if (known.base_url.empty()) {
+    return "environment variables " + vars + " and " + std::string(known.base_url_env) +
+           " are not both set";
   }
   return "environment variable " + vars + " is not set";
 }
@@ -149,6 +156,8 @@ void apply_zero_config(Config& config, const EnvLookup& env) {
       }
       provider.base_url = *url;
     }
+    if (provider.base_url.empty()) continue;  // azure without AZURE_OPENAI_ENDPOINT
+    if (provider.protocol == "azure") provider.api_version = azure_api_version(env);
     config.providers.emplace(provider.name, std::move(provider));
   }
 }

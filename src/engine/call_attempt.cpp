@@ -2,9 +2,11 @@
 // first-token timer and the hedge timer, and turning its response into a record.
 #include <algorithm>
 
+#include "config/key_command.hpp"
 #include "engine/call.hpp"
 #include "engine/call_internal.hpp"
 #include "engine/reply_check.hpp"
+#include "engine/target_endpoint.hpp"
 
 namespace detour::engine {
 
@@ -22,9 +24,11 @@ void detach(Call::Attempt& attempt, net::Transport& transport) {
   attempt.owner = nullptr;
   if (attempt.first_token_timer) transport.cancel_timer(*attempt.first_token_timer);
   if (attempt.hedge_timer) transport.cancel_timer(*attempt.hedge_timer);
+  if (attempt.key_failure_timer) transport.cancel_timer(*attempt.key_failure_timer);
   attempt.first_token_timer.reset();
   attempt.hedge_timer.reset();
-  transport.cancel(attempt.request);
+  attempt.key_failure_timer.reset();
+  if (!attempt.key_failure) transport.cancel(attempt.request);
 }
 
 AttemptRecord skipped_open_record(const config::ResolvedTarget& target, const Gate& gate,
@@ -79,11 +83,28 @@ void Call::start_attempt(std::size_t index, Millis waited, bool hedge) {
   observer_.on_attempt_start(target,
                              static_cast<int>(result_.attempts.size() + in_flight_.size()) + 1);
 
+  TargetKey key;
+  try {
+    key = current_key(target);
+  } catch (const config::KeyCommandError& e) {
+    // No key, no request: the attempt ends on the next turn of the loop, as an auth failure
+    // that teaches the target's state nothing (complete_attempt).
+    attempt->key_failure = e.what();
+    in_flight_.push_back(attempt);
+    attempt->key_failure_timer = ctx_.transport.add_timer(Millis(0), [attempt] {
+      attempt->key_failure_timer.reset();
+      net::HttpResponse none;
+      none.transport = net::TransportStatus::other;
+      if (attempt->owner) attempt->owner->complete_attempt(attempt, std::move(none));
+    });
+    return;
+  }
+  attempt->cached_command_key = key.from_command && !key.fresh;
+
   providers::ChatRequest request = spec_.request;
   request.model = target.target.model;
   request.stream = spec_.stream;
-  net::HttpRequest http = attempt->protocol->build_request(
-      providers::Endpoint{target.provider->base_url, target.api_key}, request);
+  net::HttpRequest http = attempt->protocol->chat_request(endpoint_for(target, key), request);
   const Millis left = time_left();
   http.total_timeout = std::max(Millis(1), std::min(spec_.timeout, left));
   attempt->timeout_is_deadline = left <= spec_.timeout;
@@ -218,7 +239,10 @@ void Call::complete_attempt(const std::shared_ptr<Attempt>& attempt, net::HttpRe
           ? providers::parse_rate_limit_headers(response.headers, ctx_.clock.wall_now())
           : providers::RateLimitInfo{};
 
-  if (attempt->lost) {
+  if (attempt->key_failure) {
+    record.error = ErrorClass::auth;
+    record.message = *attempt->key_failure;
+  } else if (attempt->lost) {
     record.error = ErrorClass::cancelled;
     record.message = "lost the hedge";
   } else if (attempt->first_token_timed_out) {
@@ -257,13 +281,27 @@ void Call::complete_attempt(const std::shared_ptr<Attempt>& attempt, net::HttpRe
       }
     }
   }
-  record.message = redact(std::move(record.message), {target.api_key});
+  record.message = redact(std::move(record.message), secrets_of(target));
   settle_capacity(*attempt, response, headers, usage, record, outcome);
 
-  ctx_.state.record(target, record.error, record.status, record.message, record.latency,
-                    record.ttft, ctx_.clock.now(), wall_ms(ctx_.clock));
-  if (!attempt->lost) ctx_.state.budget_outcome(target.target.provider, record.error);
+  // A 401 to a token the command gave earlier says the token expired, not that the target
+  // is unusable: the command runs again and the same target is asked once more.
+  const bool stale_token = record.error == ErrorClass::auth && attempt->cached_command_key &&
+                           response.status == 401 && !cancelled_;
+  // Neither a command that gave no key nor an expired token is the target's doing: they
+  // teach its state (breaker, stats, retry budget) nothing.
+  if (!attempt->key_failure && !stale_token) {
+    ctx_.state.record(target, record.error, record.status, record.message, record.latency,
+                      record.ttft, ctx_.clock.now(), wall_ms(ctx_.clock));
+    if (!attempt->lost) ctx_.state.budget_outcome(target.target.provider, record.error);
+  }
   result_.attempts.push_back(record);
+  if (stale_token) {
+    target.key_command->invalidate();
+    observer_.on_attempt_end(record, "the token from api_key_cmd was refused: running it again");
+    admit_then_start(attempt->index, Millis(0));
+    return;
+  }
 
   if (reply) {
     observer_.on_attempt_end(record, "answered");

@@ -32,12 +32,17 @@ struct Call::Attempt {
   std::optional<net::Transport::Id> first_token_timer;
   std::optional<net::Transport::Id> hedge_timer;
   bool first_token_timed_out = false;
-  bool lost = false;        // cancelled because another attempt won
+  bool lost = false;  // cancelled because another attempt won
   // Its timeout is what was left of the call's deadline, so its timing out is the deadline,
   // whatever our clock says a moment later (curl times it with its own clock, in whole ms).
   bool timeout_is_deadline = false;
   bool hit_deadline = false;  // it timed out, and timeout_is_deadline
-  Reservation reservation;  // its capacity in the limiter, settled when it ends
+  Reservation reservation;    // its capacity in the limiter, settled when it ends
+  // api_key_cmd: why no key could be had (the attempt ends without a request), and whether the
+  // key sent was the command's cached one (a 401 then runs the command again and retries).
+  std::optional<std::string> key_failure;
+  std::optional<net::Transport::Id> key_failure_timer;
+  bool cached_command_key = false;
 };
 
 // Where the call stands with one target of its chain.

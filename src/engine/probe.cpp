@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <map>
 
+#include "config/key_command.hpp"
 #include "engine/call.hpp"
 #include "engine/driver.hpp"
 #include "engine/health.hpp"
 #include "engine/reply_check.hpp"
+#include "engine/target_endpoint.hpp"
 
 namespace detour::engine {
 
@@ -65,6 +67,13 @@ void complete(const Exchange& x, const net::HttpResponse& response,
       settle(r, check.error, std::move(check.message), options);
     } else if (!list_parsed) {
       settle(r, ErrorClass::invalid_response, "the model list is empty or does not parse", options);
+    } else if (!r.model.empty() && !x.protocol->models_list_targets()) {
+      // Azure lists the resource's models, not its deployments: the endpoint and the key
+      // answered, which is all a list can prove here.
+      settle(r, ErrorClass::none, "", options);
+      if (r.status == HealthStatus::ok) {
+        r.message = "endpoint and key answer; the deployment itself is checked by --probe chat";
+      }
     } else if (r.model.empty() ||
                std::find(models.begin(), models.end(), r.model) != models.end()) {
       settle(r, ErrorClass::none, "", options);
@@ -74,7 +83,7 @@ void complete(const Exchange& x, const net::HttpResponse& response,
       settle(r, ErrorClass::not_found,
              r.model + " is not among the " + listed_message(models.size(), r.provider), options);
     }
-    r.message = redact(std::move(r.message), {probe.target.api_key});
+    r.message = redact(std::move(r.message), secrets_of(probe.target));
   }
 }
 
@@ -95,21 +104,41 @@ class ExchangeJob final : public Job {
     // The handler outlives this job on the transport: it must find nobody there.
     *alive_ = nullptr;
     if (request_) shared_.transport.cancel(*request_);
+    if (no_key_timer_) shared_.transport.cancel_timer(*no_key_timer_);
   }
 
   void start(Reported reported) override {
     reported_ = std::move(reported);
     const config::ResolvedTarget& target = shared_.probes[x_.probes.front()].target;
-    providers::Endpoint endpoint{target.provider->base_url, target.api_key};
+    TargetKey key;
+    try {
+      key = current_key(target);
+    } catch (const config::KeyCommandError& e) {
+      // No key, nothing to send: the probes fail as auth, and the job reports on the next turn.
+      for (std::size_t i : x_.probes) {
+        ProbeResult& r = shared_.results[i];
+        r.sent = false;
+        r.completed = true;
+        settle(r, ErrorClass::auth, e.what(), shared_.options);
+      }
+      no_key_timer_ = shared_.transport.add_timer(Millis(0), [alive = alive_] {
+        if (ExchangeJob* self = *alive) {
+          self->no_key_timer_.reset();
+          self->report();
+        }
+      });
+      return;
+    }
+    const providers::Endpoint endpoint = endpoint_for(target, key);
     net::HttpRequest request;
     if (x_.lists_models) {
-      request = x_.protocol->build_models_request(endpoint);
+      request = x_.protocol->models_request(endpoint);
     } else {
       providers::ChatRequest chat;
       chat.model = target.target.model;
       chat.messages = {{"user", "Reply with the word OK."}};
       chat.max_tokens = 1;  // a health check should cost next to nothing
-      request = x_.protocol->build_request(endpoint, chat);
+      request = x_.protocol->chat_request(endpoint, chat);
     }
     request.total_timeout = shared_.options.timeout;
     x_.started = shared_.clock.now();
@@ -144,6 +173,7 @@ class ExchangeJob final : public Job {
   Shared shared_;
   std::shared_ptr<ExchangeJob*> alive_;
   std::optional<net::Transport::Id> request_;
+  std::optional<net::Transport::Id> no_key_timer_;
   Reported reported_;
   bool cancelled_ = false;
   bool done_ = false;

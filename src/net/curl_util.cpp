@@ -27,11 +27,22 @@ void replace_all(std::string& text, std::string_view needle, std::string_view re
 
 constexpr std::string_view kRedacted = "[redacted]";
 
-// One header line for verbose output, its value hidden when the name is sensitive.
-std::string redact_header_line(std::string_view line) {
+bool holds_secret(std::string_view text, const std::vector<std::string>& secrets) {
+  for (const auto& secret : secrets) {
+    if (secret.size() >= 4 && text.find(secret) != std::string_view::npos) return true;
+  }
+  return false;
+}
+
+// One header line for verbose output, its value hidden when the name is sensitive or the
+// value is one of the request's secrets.
+std::string redact_header_line(std::string_view line, const std::vector<std::string>& secrets) {
   const std::size_t colon = line.find(':');
   if (colon == std::string_view::npos) return std::string(line);
-  if (!is_sensitive_header(to_lower(trim(line.substr(0, colon))))) return std::string(line);
+  if (!is_sensitive_header(to_lower(trim(line.substr(0, colon)))) &&
+      !holds_secret(line.substr(colon + 1), secrets)) {
+    return std::string(line);
+  }
   return std::string(line.substr(0, colon + 1)) + " " + std::string(kRedacted) + "\r\n";
 }
 
@@ -135,6 +146,9 @@ std::string redact(std::string message, const HttpRequest& request) {
     if (whole.size() >= 4) replace_all(message, whole, kRedacted);
     if (token.size() >= 4) replace_all(message, token, kRedacted);
   }
+  for (const auto& secret : request.secrets) {
+    if (secret.size() >= 4) replace_all(message, secret, kRedacted);
+  }
   // Some APIs take the key as a query parameter (?key=...).
   const std::size_t question = request.url.find('?');
   if (question != std::string::npos) {
@@ -231,14 +245,24 @@ CURLcode apply_request_options(CURL* easy, const HttpRequest& request, bool verb
   // learn whether HTTP/2 can multiplex them, not open a connection each. Only for https: over
   // cleartext curl would wait for a whole first response to learn it is HTTP/1.1.
   if (request.url.compare(0, 8, "https://") == 0) curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
+  // A corporate CA (ca_bundle, $SSL_CERT_FILE): trusted instead of the system's bundle, never
+  // instead of verifying.
+  if (!request.ca_bundle.empty()) {
+    must(curl_easy_setopt(easy, CURLOPT_CAINFO, request.ca_bundle.c_str()));
+  } else if (!request.ca_path.empty()) {
+    must(curl_easy_setopt(easy, CURLOPT_CAPATH, request.ca_path.c_str()));
+  }
   if (verbose) {
     curl_easy_setopt(easy, CURLOPT_DEBUGFUNCTION, &debug_to_stderr);
+    curl_easy_setopt(easy, CURLOPT_DEBUGDATA, const_cast<HttpRequest*>(&request));
     curl_easy_setopt(easy, CURLOPT_VERBOSE, 1L);
   }
   return rc;
 }
 
-int debug_to_stderr(CURL* /*easy*/, curl_infotype type, char* data, size_t size, void* /*user*/) {
+int debug_to_stderr(CURL* /*easy*/, curl_infotype type, char* data, size_t size, void* user) {
+  static const std::vector<std::string> kNone;
+  const auto& secrets = user ? static_cast<const HttpRequest*>(user)->secrets : kNone;
   const std::string_view text(data, size);
   std::string_view prefix;
   switch (type) {
@@ -262,7 +286,15 @@ int debug_to_stderr(CURL* /*easy*/, curl_infotype type, char* data, size_t size,
     const std::string_view line = text.substr(start, end - start);
     start = end;
     if (trim(line).empty()) continue;
-    const std::string shown = type == CURLINFO_TEXT ? std::string(line) : redact_header_line(line);
+    std::string shown;
+    if (type == CURLINFO_TEXT) {
+      shown = line;  // curl's own notes can quote a URL or a header too
+      for (const auto& secret : secrets) {
+        if (secret.size() >= 4) replace_all(shown, secret, kRedacted);
+      }
+    } else {
+      shown = redact_header_line(line, secrets);
+    }
     std::fprintf(stderr, "%.*s%.*s\n", static_cast<int>(prefix.size()), prefix.data(),
                  static_cast<int>(trim(shown).size()), trim(shown).data());
   }

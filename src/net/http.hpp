@@ -25,6 +25,11 @@ struct HttpRequest {
   Millis connect_timeout{10000};
   Millis first_byte_timeout{0};  // 0: none; time from start until response headers arrive
   Millis total_timeout{0};       // 0: none; the whole exchange
+  std::string ca_bundle;         // PEM file of the CAs to trust; empty: the system's
+  std::string ca_path;           // directory of hashed CA files, when no ca_bundle
+  // Values never to be shown (-v, error messages), whatever header carries them: keys, header
+  // values taken from the environment. Headers with telling names are hidden anyway.
+  std::vector<std::string> secrets;
 };
 
 // How the exchange ended at the transport level, before any HTTP meaning.

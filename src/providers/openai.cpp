@@ -176,50 +176,58 @@ class OpenAiStreamDecoder final : public detail::SseStreamDecoder {
   }
 };
 
+}  // namespace
+
+json openai_chat_body(const ChatRequest& request, bool max_completion_tokens) {
+  json body = json::object();
+  body["model"] = request.model;
+
+  std::string system = request.system;
+  // JSON mode (json_object) is refused with a 400 unless the word "JSON" appears in the
+  // messages, so say it when the caller did not. (json_schema mode has no such rule.)
+  if (request.json_output && !request.schema && !mentions_json(request)) {
+    if (!system.empty()) system += "\n\n";
+    system += detail::json_instruction(std::nullopt);
+  }
+  json messages = json::array();
+  if (!system.empty()) messages.push_back({{"role", "system"}, {"content", system}});
+  for (const auto& m : request.messages) {
+    messages.push_back({{"role", m.role}, {"content", m.content}});
+  }
+  body["messages"] = std::move(messages);
+
+  if (request.max_tokens) {
+    const char* key = max_completion_tokens ? "max_completion_tokens" : "max_tokens";
+    body[key] = *request.max_tokens;
+  }
+  if (request.temperature) body["temperature"] = *request.temperature;
+  if (request.schema) {
+    // strict:false because strict mode rejects ordinary schemas (every property required,
+    // additionalProperties:false everywhere); detour validates the answer itself.
+    body["response_format"] = {
+        {"type", "json_schema"},
+        {"json_schema", {{"name", "answer"}, {"schema", *request.schema}, {"strict", false}}}};
+  } else if (request.json_output) {
+    body["response_format"] = {{"type", "json_object"}};
+  }
+  if (request.stream) {
+    body["stream"] = true;
+    // Without this a stream never reports usage, and the limiter needs it.
+    body["stream_options"] = {{"include_usage", true}};
+  }
+  detail::merge_extra(body, request.extra);
+  return body;
+}
+
+namespace {
+
 class OpenAiProtocol final : public Protocol {
  public:
   std::string_view name() const override { return "openai"; }
 
   net::HttpRequest build_request(const Endpoint& endpoint,
                                  const ChatRequest& request) const override {
-    json body = json::object();
-    body["model"] = request.model;
-
-    std::string system = request.system;
-    // JSON mode (json_object) is refused with a 400 unless the word "JSON" appears in the
-    // messages, so say it when the caller did not. (json_schema mode has no such rule.)
-    if (request.json_output && !request.schema && !mentions_json(request)) {
-      if (!system.empty()) system += "\n\n";
-      system += detail::json_instruction(std::nullopt);
-    }
-    json messages = json::array();
-    if (!system.empty()) messages.push_back({{"role", "system"}, {"content", system}});
-    for (const auto& m : request.messages) {
-      messages.push_back({{"role", m.role}, {"content", m.content}});
-    }
-    body["messages"] = std::move(messages);
-
-    if (request.max_tokens) {
-      const char* key =
-          uses_max_completion_tokens(endpoint.base_url) ? "max_completion_tokens" : "max_tokens";
-      body[key] = *request.max_tokens;
-    }
-    if (request.temperature) body["temperature"] = *request.temperature;
-    if (request.schema) {
-      // strict:false because strict mode rejects ordinary schemas (every property required,
-      // additionalProperties:false everywhere); detour validates the answer itself.
-      body["response_format"] = {
-          {"type", "json_schema"},
-          {"json_schema", {{"name", "answer"}, {"schema", *request.schema}, {"strict", false}}}};
-    } else if (request.json_output) {
-      body["response_format"] = {{"type", "json_object"}};
-    }
-    if (request.stream) {
-      body["stream"] = true;
-      // Without this a stream never reports usage, and the limiter needs it.
-      body["stream_options"] = {{"include_usage", true}};
-    }
-    detail::merge_extra(body, request.extra);
+    json body = openai_chat_body(request, uses_max_completion_tokens(endpoint.base_url));
 
     net::HttpRequest http;
     http.method = "POST";

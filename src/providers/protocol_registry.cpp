@@ -7,6 +7,7 @@ const Protocol* find_protocol(std::string_view name) {
   if (name == "openai") return &openai_protocol();
   if (name == "anthropic") return &anthropic_protocol();
   if (name == "gemini") return &gemini_protocol();
+  if (name == "azure") return &azure_protocol();
   return nullptr;
 }
 

@@ -109,6 +109,18 @@ class StreamDecoder {
 struct Endpoint {
   std::string base_url;  // as configured, without trailing slash
   std::string api_key;   // may be empty (local OpenAI-compatible servers)
+  // The key is a bearer token from api_key_cmd (Azure: Microsoft Entra ID) rather than the
+  // provider's own kind of key.
+  bool key_is_token = false;
+  std::string api_version{};  // azure
+  // What every request to the provider carries besides (README, "Providers"): extra headers,
+  // which replace a protocol header of the same name; query parameters; the CAs to trust;
+  // values never to show.
+  net::Headers headers{};
+  std::vector<std::pair<std::string, std::string>> query{};
+  std::string ca_bundle{};
+  std::string ca_path{};
+  std::vector<std::string> secrets{};
 };
 
 struct ReplyResult {
@@ -125,6 +137,11 @@ class Protocol {
  public:
   virtual ~Protocol() = default;
   virtual std::string_view name() const = 0;
+
+  // What the engine sends: the protocol's request with the endpoint's extras applied.
+  net::HttpRequest chat_request(const Endpoint& endpoint, const ChatRequest& request) const;
+  net::HttpRequest models_request(const Endpoint& endpoint) const;
+
   virtual net::HttpRequest build_request(const Endpoint& endpoint,
                                          const ChatRequest& request) const = 0;
   // Parses a 2xx body (leading blank lines tolerated).
@@ -135,13 +152,23 @@ class Protocol {
   // GET the provider's model list (no tokens spent) and read the model ids from it.
   virtual net::HttpRequest build_models_request(const Endpoint& endpoint) const = 0;
   virtual std::vector<std::string> parse_models(std::string_view body) const = 0;
+  // Whether the model list names what targets call (a deployment is not a model: Azure's list
+  // cannot say whether one exists).
+  virtual bool models_list_targets() const { return true; }
 };
 
 // The first ~max_bytes of a body on one line (whitespace runs collapsed, cut at a UTF-8
 // character boundary), for messages that must show what a server said.
 std::string body_excerpt(std::string_view body, size_t max_bytes = 200);
 
-// "openai", "anthropic", "gemini"; nullptr for anything else.
+// Applies an endpoint's extra headers, query parameters, CA settings and secrets to a
+// request a protocol built.
+net::HttpRequest with_endpoint_extras(net::HttpRequest request, const Endpoint& endpoint);
+
+// Percent-encodes a query parameter name or value (RFC 3986 unreserved characters pass).
+std::string url_encode(std::string_view text);
+
+// "openai", "anthropic", "gemini", "azure"; nullptr for anything else.
 const Protocol* find_protocol(std::string_view name);
 
 }  // namespace detour::providers

@@ -21,8 +21,14 @@ struct Recorder : engine::CallObserver {
 };
 
 struct Fixture {
-  config::ProviderConfig provider{"mock", "openai", "http://mock/v1", "MOCK_KEY", {}, {}, {},
-                                  {},     false};
+  config::ProviderConfig provider = [] {
+    config::ProviderConfig p;
+    p.name = "mock";
+    p.protocol = "openai";
+    p.base_url = "http://mock/v1";
+    p.api_key_env = "MOCK_KEY";
+    return p;
+  }();
   config::Chain chain;
   std::unique_ptr<state::Store> store = state::make_memory_store();
   std::unique_ptr<engine::SharedState> state;

@@ -67,7 +67,10 @@ TEST_CASE("-o refuses the fields detour owns, naming the flag to use", "[ask]") 
 }
 
 TEST_CASE("--json carries every documented field", "[ask]") {
-  config::ProviderConfig provider{"openai", "openai", "http://x/v1", "", {}, {}, {}, {}, false};
+  config::ProviderConfig provider;
+  provider.name = "openai";
+  provider.protocol = "openai";
+  provider.base_url = "http://x/v1";
   config::Chain chain;
   chain.route = "smart";
   config::ResolvedTarget first, second;

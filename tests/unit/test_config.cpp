@@ -65,7 +65,7 @@ TEST_CASE("config errors name file:line:column, the key and what is wrong", "[co
       {"providers = 5\n", {"config.toml:1:13: providers: expected a table, got integer 5"}},
       {"[providers.local]\nprotocol = \"grpc\"\nbase_url = \"http://h\"\n",
        {"config.toml:2:12: providers.local.protocol: expected one of openai, anthropic, gemini, "
-        "got string \"grpc\""}},
+        "azure, got string \"grpc\""}},
       {"[providers.local]\nbase_url = \"http://localhost:11434/v1\"\n",
        {"config.toml:1:1: providers.local: missing key 'protocol'"}},
       {"[providers.local]\nprotocol = \"openai\"\n",

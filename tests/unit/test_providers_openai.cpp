@@ -91,12 +91,13 @@ std::string chunk(std::string_view content) {
 
 }  // namespace
 
-TEST_CASE("openai: find_protocol knows the three protocols and nothing else", "[providers]") {
+TEST_CASE("openai: find_protocol knows the four protocols and nothing else", "[providers]") {
   REQUIRE(find_protocol("openai") != nullptr);
   CHECK(find_protocol("openai")->name() == "openai");
   CHECK(find_protocol("anthropic")->name() == "anthropic");
   CHECK(find_protocol("gemini")->name() == "gemini");
-  CHECK(find_protocol("azure") == nullptr);
+  CHECK(find_protocol("azure")->name() == "azure");
+  CHECK(find_protocol("bedrock") == nullptr);
   CHECK(find_protocol("OpenAI") == nullptr);
   CHECK(find_protocol("") == nullptr);
 }

@@ -1,0 +1,98 @@
+// What a resolved target carries beyond its URL and key: extra headers and query parameters,
+// the CAs to trust and where its key comes from (README, "Providers").
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+
+#include "config/internal.hpp"
+#include "config/key_command.hpp"
+
+namespace detour::config::detail {
+
+namespace {
+
+bool same_name(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool has_header(const NameValues& headers, std::string_view name) {
+  for (const auto& [n, v] : headers) {
+    if (same_name(n, name)) return true;
+  }
+  return false;
+}
+
+bool points_at_openai(const ProviderConfig& provider) {
+  if (provider.protocol != "openai") return false;
+  if (provider.name == "openai") return true;
+  const std::string_view url = provider.base_url;
+  const std::size_t scheme = url.find("://");
+  const std::string_view rest = scheme == std::string_view::npos ? url : url.substr(scheme + 3);
+  return same_name(rest.substr(0, rest.find_first_of(":/")), "api.openai.com");
+}
+
+void check_readable(const std::string& path, const std::string& what) {
+  if (::access(path.c_str(), R_OK) != 0) {
+    const int err = errno;
+    throw ConfigError(what + " " + path + ": cannot read it: " + std::strerror(err));
+  }
+}
+
+}  // namespace
+
+std::string azure_api_version(const EnvLookup& env) {
+  if (auto version = env_value(env, "OPENAI_API_VERSION")) return *version;
+  return std::string(kDefaultAzureApiVersion);
+}
+
+void resolve_extras(const ProviderConfig& provider, const EnvLookup& env, ResolvedTarget& out) {
+  out.headers = provider.headers;
+  for (const auto& [name, variable] : provider.headers_env) {
+    auto value = env_value(env, variable);
+    // Names the variable and the header, never a value.
+    if (!value) {
+      throw ConfigError("provider " + provider.name + ": environment variable " + variable +
+                        " is not set (needed for header " + name + ")");
+    }
+    out.headers.emplace_back(name, *value);
+    out.secrets.push_back(*value);
+  }
+  // The official SDKs send these from the environment when set; so does detour, for OpenAI
+  // itself, unless the file names the header already.
+  if (points_at_openai(provider)) {
+    for (auto [variable, header] :
+         {std::pair<std::string_view, std::string_view>{"OPENAI_ORG_ID", "OpenAI-Organization"},
+          {"OPENAI_PROJECT_ID", "OpenAI-Project"}}) {
+      auto value = env_value(env, variable);
+      if (!value || has_header(out.headers, header)) continue;
+      out.headers.emplace_back(std::string(header), *value);
+      out.secrets.push_back(*value);
+    }
+  }
+  out.query = provider.query;
+
+  if (!provider.ca_bundle.empty()) {
+    check_readable(provider.ca_bundle, "provider " + provider.name + ": ca_bundle");
+    out.ca_bundle = provider.ca_bundle;
+  } else if (auto file = env_value(env, "SSL_CERT_FILE")) {
+    check_readable(*file, "SSL_CERT_FILE");
+    out.ca_bundle = *file;
+  } else if (auto dir = env_value(env, "SSL_CERT_DIR")) {
+    out.ca_path = *dir;
+  }
+
+  if (!provider.api_key_cmd.empty()) {
+    out.key_command = key_command_for(provider.name, provider.api_key_cmd, provider.api_key_ttl);
+  }
+}
+
+}  // namespace detour::config::detail
