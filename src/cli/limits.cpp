@@ -80,6 +80,34 @@ std::string concurrency_cell(const json& c) {
   return cell;
 }
 
+// "128k", "1M", "922k": a context window as people say it.
+std::string window_cell(const json& model) {
+  if (!model.is_object() || !model["context_window"].is_number()) return "-";
+  const double tokens = model["context_window"].get<double>();
+  char text[32];
+  if (tokens >= 1e6 && std::fmod(tokens, 1e5) == 0) {
+    std::snprintf(text, sizeof text, "%gM", tokens / 1e6);
+  } else if (tokens >= 1000) {
+    std::snprintf(text, sizeof text, "%gk", std::round(tokens / 100) / 10);
+  } else {
+    std::snprintf(text, sizeof text, "%g", tokens);
+  }
+  return text;
+}
+
+// USD per million input and output tokens, "2.50/10.00".
+std::string price_cell(const json& model) {
+  if (!model.is_object() || (!model["input_cost"].is_number() && !model["output_cost"].is_number()))
+    return "-";
+  auto price = [](const json& value) {
+    if (!value.is_number()) return std::string("?");
+    char text[32];
+    std::snprintf(text, sizeof text, "%.2f", value.get<double>());
+    return std::string(text);
+  };
+  return price(model["input_cost"]) + "/" + price(model["output_cost"]);
+}
+
 io::TableRow scope_row(const std::string& name, const json& scope, double now) {
   return {name,
           limit_cell(scope["requests_per_minute"]),
@@ -94,7 +122,8 @@ io::TableRow scope_row(const std::string& name, const json& scope, double now) {
 
 std::string limits_table(const json& report, double now) {
   std::vector<io::TableRow> rows = {{"PROVIDER / TARGET", "RPM", "LEFT", "TPM", "LEFT", "FULL IN",
-                                     "IN FLIGHT", "CIRCUIT", "OK", "P50", "P95", "LAST ERROR"}};
+                                     "IN FLIGHT", "CIRCUIT", "OK", "P50", "P95", "WINDOW",
+                                     "$/M IN/OUT", "LAST ERROR"}};
   for (const auto& provider : report["providers"]) {
     rows.push_back(scope_row(provider["provider"].get<std::string>(), provider, now));
     for (const auto& target : provider["targets"]) {
@@ -112,6 +141,8 @@ std::string limits_table(const json& report, double now) {
                                                          : "-");
       row.push_back(target["latency_p95_ms"].is_number() ? number(target["latency_p95_ms"]) + "ms"
                                                          : "-");
+      row.push_back(window_cell(target["model"]));
+      row.push_back(price_cell(target["model"]));
       const json& error = target["last_error"];
       if (error.is_object()) {
         std::string cell = error["class"].get<std::string>();

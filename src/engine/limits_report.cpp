@@ -7,6 +7,7 @@
 #include <optional>
 #include <set>
 
+#include "config/catalog.hpp"
 #include "core/error.hpp"
 #include "engine/limiter.hpp"
 #include "engine/target_state.hpp"
@@ -133,6 +134,34 @@ Selection select(const std::map<std::string, std::set<std::string>>& known,
   return chosen;
 }
 
+// What detour knows of the model itself: the config's [models] entry, completed from the
+// built-in catalog, and where each came from.
+json model_json(const config::Config& config, const std::string& provider,
+                const std::string& model) {
+  const std::string name = provider + "/" + model;
+  config::ModelConfig known;
+  std::string source;
+  if (auto it = config.models.find(name); it != config.models.end()) {
+    known = it->second;
+    source = "config";
+  }
+  if (auto p = config.providers.find(provider); p != config.providers.end()) {
+    if (auto catalog = config::catalog_provider_of(p->second)) {
+      if (const auto* entry = config::Catalog::builtin().find(*catalog, model)) {
+        known = config::with_catalog(std::move(known), *entry);
+        source = source.empty() ? "catalog " + config::Catalog::builtin().taken()
+                                : "config, catalog " + config::Catalog::builtin().taken();
+      }
+    }
+  }
+  return {{"context_window", or_null(known.context_window)},
+          {"max_output_tokens", or_null(known.max_output_tokens)},
+          {"input_cost", or_null(known.input_cost)},
+          {"output_cost", or_null(known.output_cost)},
+          {"cached_input_cost", or_null(known.cached_input_cost)},
+          {"source", source.empty() ? json(nullptr) : json(source)}};
+}
+
 json target_json(state::Store& store, const json& limits_doc, const config::Config& config,
                  const std::string& provider, const std::string& model,
                  const BreakerConfig& breaker_config, ReportTime now) {
@@ -164,6 +193,7 @@ json target_json(state::Store& store, const json& limits_doc, const config::Conf
   } else {
     out["last_error"] = nullptr;
   }
+  out["model"] = model_json(config, provider, model);
   return out;
 }
 

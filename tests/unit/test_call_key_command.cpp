@@ -1,0 +1,125 @@
+// api_key_cmd in the engine (README, "Providers"): the key is had when the attempt starts; a
+// 401 to a cached token runs the command again and asks the same target once more; a command
+// that gives no key fails that target as auth, moves on, and teaches its breaker nothing.
+#include <catch2/catch.hpp>
+
+#include "call_fixture.hpp"
+#include "config/key_command.hpp"
+
+using namespace detour;
+using namespace detour::testing;
+using namespace detour::testing::call;
+
+namespace {
+
+struct Tokens {
+  std::vector<io::CommandResult> results;
+  int runs = 0;
+  config::KeyCommand::Runner runner() {
+    return [this](const std::vector<std::string>&, Millis) {
+      const auto& r =
+          results[std::min<std::size_t>(static_cast<std::size_t>(runs), results.size() - 1)];
+      ++runs;
+      return r;
+    };
+  }
+};
+
+io::CommandResult token(std::string value, int status = 0) {
+  io::CommandResult r;
+  r.started = true;
+  r.exit_status = status;
+  r.output = std::move(value) + "\n";
+  return r;
+}
+
+std::string bearer(const net::HttpRequest& request) {
+  auto value = net::find_header(request.headers, "authorization");
+  return value ? std::string(*value) : "";
+}
+
+}  // namespace
+
+TEST_CASE("key command: a 401 to a cached token runs the command again and retries once",
+          "[call][keycmd]") {
+  Fixture f({"a", "b"});
+  Tokens tokens;
+  tokens.results = {token("tok-old"), token("tok-new")};
+  auto command =
+      std::make_shared<config::KeyCommand>("mock", "get-token", std::nullopt, tokens.runner());
+  f.chain.targets[0].api_key.clear();
+  f.chain.targets[0].key_command = command;
+  (void)command->get();  // an earlier call of the process fetched the token that has expired
+
+  FakeClock clock;
+  FakeTransport transport(clock, [&](const net::HttpRequest& r) {
+    if (model_of(r) != "a") return ok_reply("from b");
+    return bearer(r) == "Bearer tok-new"
+               ? ok_reply("from a")
+               : error_reply(401, "invalid_request_error", "invalid_api_key", "expired token");
+  });
+  Recorder rec;
+  auto result = f.run(transport, clock, f.spec(), rec);
+  REQUIRE(result.ok);
+  CHECK(result.reply.content == "from a");
+  REQUIRE(result.attempts.size() == 2);
+  CHECK(result.attempts[0].error == engine::ErrorClass::auth);
+  CHECK(tokens.runs == 2);
+  CHECK_THAT(rec.decisions[0], Catch::Contains("running it again"));
+  // The expired token taught the target nothing: no failure on its record.
+  CHECK(f.state->load(f.chain.targets[0]).breaker.consecutive_failures == 0);
+  CHECK_FALSE(f.state->load(f.chain.targets[0]).stats.last_error);
+}
+
+TEST_CASE("key command: a fresh token refused is an ordinary auth failure", "[call][keycmd]") {
+  Fixture f({"a", "b"});
+  Tokens tokens;
+  tokens.results = {token("tok-bad")};
+  f.chain.targets[0].api_key.clear();
+  f.chain.targets[0].key_command =
+      std::make_shared<config::KeyCommand>("mock", "get-token", std::nullopt, tokens.runner());
+  FakeClock clock;
+  FakeTransport transport(clock, [&](const net::HttpRequest& r) {
+    return model_of(r) == "a"
+               ? error_reply(401, "invalid_request_error", "invalid_api_key", "bad token")
+               : ok_reply("from b");
+  });
+  Recorder rec;
+  auto result = f.run(transport, clock, f.spec(), rec);
+  REQUIRE(result.ok);
+  CHECK(result.reply.content == "from b");
+  REQUIRE(result.attempts.size() == 2);
+  CHECK(tokens.runs == 1);  // no loop of refreshes
+  CHECK(f.state->load(f.chain.targets[0]).stats.last_error);
+}
+
+TEST_CASE("key command: no key, no request; the call moves on and the breaker stays shut",
+          "[call][keycmd]") {
+  engine::BreakerConfig breaker;
+  breaker.consecutive_failures = 1;
+  Fixture f({"a", "b"}, {}, breaker);
+  Tokens tokens;
+  tokens.results = {token("sk-SECRET-printed", 1)};
+  f.chain.targets[0].api_key.clear();
+  f.chain.targets[0].key_command =
+      std::make_shared<config::KeyCommand>("vault", "get-token", std::nullopt, tokens.runner());
+  FakeClock clock;
+  FakeTransport transport(clock, [&](const net::HttpRequest& r) {
+    CHECK(model_of(r) == "b");  // nothing was sent to a
+    return ok_reply("from b");
+  });
+  Recorder rec;
+  auto result = f.run(transport, clock, f.spec(), rec);
+  REQUIRE(result.ok);
+  CHECK(transport.requests.size() == 1);
+  REQUIRE(result.attempts.size() == 2);
+  CHECK(result.attempts[0].error == engine::ErrorClass::auth);
+  CHECK_THAT(
+      result.attempts[0].message,
+      Catch::StartsWith("provider vault: api_key_cmd (get-token) failed with exit status 1"));
+  CHECK_THAT(result.attempts[0].message, !Catch::Contains("SECRET"));
+  CHECK(transport.pending_timers() == 0);
+  const auto state = f.state->load(f.chain.targets[0]);
+  CHECK(state.breaker.consecutive_failures == 0);
+  CHECK(state.breaker.state == engine::BreakerSnapshot::Stored::closed);
+}
