@@ -222,6 +222,10 @@ TEST_CASE("config.example.toml parses and documents working routes", "[config]")
   CHECK(ollama.api_key_env.empty());
   CHECK(config.models.at("openai/gpt-4o").input_cost == 2.50);
   CHECK(config.models.at("openai/gpt-4o").tier == 3);
+  CHECK(config.providers.at("azure").api_version == "2024-10-21");
+  CHECK(config.providers.at("gateway").headers_env ==
+        NameValues{{"x-gateway-key", "GATEWAY_KEY"}});
+  CHECK(config.providers.at("vertex").api_key_cmd == "gcloud auth print-access-token");
 
   // Every strategy is shown.
   std::set<std::string> strategies;
