@@ -288,14 +288,27 @@ ModelConfig Parser::parse_model(const toml::key& name, const toml::node& node) c
   if (auto n = table.get("output_cost")) {
     model.output_cost = get_number(*n, path + ".output_cost", 0);
   }
-  if (auto n = table.get("rpm")) model.rpm = get_int(*n, path + ".rpm", 1);
-  if (auto n = table.get("tpm")) model.tpm = get_int(*n, path + ".tpm", 1);
-  if (auto n = table.get("burst")) model.burst = get_int(*n, path + ".burst", 1);
-  if (auto n = table.get("concurrency")) model.concurrency = get_int(*n, path + ".concurrency", 1);
+  if (auto n = table.get("max_output_tokens")) {
+    model.max_output_tokens = get_int(*n, path + ".max_output_tokens", 1);
+  }
+  if (auto n = table.get("cached_input_cost")) {
+    model.cached_input_cost = get_number(*n, path + ".cached_input_cost", 0);
+  }
+  parse_limits(table, path, model.rpm, model.tpm, model.burst, model.concurrency);
   if (auto n = table.get("tier")) {
     model.tier = static_cast<int>(get_int(*n, path + ".tier", 0, std::numeric_limits<int>::max()));
   }
   return model;
+}
+
+void Parser::parse_limits(const toml::table& table, const std::string& path,
+                          std::optional<int64_t>& rpm, std::optional<int64_t>& tpm,
+                          std::optional<int64_t>& burst,
+                          std::optional<int64_t>& concurrency) const {
+  if (auto n = table.get("rpm")) rpm = get_int(*n, path + ".rpm", 1);
+  if (auto n = table.get("tpm")) tpm = get_int(*n, path + ".tpm", 1);
+  if (auto n = table.get("burst")) burst = get_int(*n, path + ".burst", 1);
+  if (auto n = table.get("concurrency")) concurrency = get_int(*n, path + ".concurrency", 1);
 }
 
 RouteConfig Parser::parse_route(const toml::key& name, const toml::node& node) const {

@@ -119,12 +119,7 @@ ProviderConfig Parser::parse_provider(const toml::key& name, const toml::node& n
   if (auto n = table.get("query")) provider.query = parse_name_values(*n, path + ".query", "query");
   parse_network(table, path, provider);
 
-  if (auto n = table.get("rpm")) provider.rpm = get_int(*n, path + ".rpm", 1);
-  if (auto n = table.get("tpm")) provider.tpm = get_int(*n, path + ".tpm", 1);
-  if (auto n = table.get("burst")) provider.burst = get_int(*n, path + ".burst", 1);
-  if (auto n = table.get("concurrency")) {
-    provider.concurrency = get_int(*n, path + ".concurrency", 1);
-  }
+  parse_limits(table, path, provider.rpm, provider.tpm, provider.burst, provider.concurrency);
   return provider;
 }
 

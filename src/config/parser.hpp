@@ -64,6 +64,10 @@ class Parser {
   NameValues parse_name_values(const toml::node& node, const std::string& path,
                                std::string_view what) const;
   void parse_network(const toml::table& table, const std::string& path, ProviderConfig& p) const;
+  // rpm, tpm, burst, concurrency: the same keys for a provider and a model.
+  void parse_limits(const toml::table& table, const std::string& path, std::optional<int64_t>& rpm,
+                    std::optional<int64_t>& tpm, std::optional<int64_t>& burst,
+                    std::optional<int64_t>& concurrency) const;
   ModelConfig parse_model(const toml::key& name, const toml::node& node) const;
   RouteConfig parse_route(const toml::key& name, const toml::node& node) const;
   void parse_breaker(const toml::table& table, BreakerSettings& breaker) const;

@@ -3,8 +3,10 @@
 #include <unistd.h>
 
 #include <cctype>
+
 #include <cerrno>
 #include <cstring>
+#include "core/text.hpp"
 
 #include "config/internal.hpp"
 #include "config/key_command.hpp"
@@ -13,20 +15,9 @@ namespace detour::config::detail {
 
 namespace {
 
-bool same_name(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
-
 bool has_header(const NameValues& headers, std::string_view name) {
   for (const auto& [n, v] : headers) {
-    if (same_name(n, name)) return true;
+    if (equals_ignoring_case(n, name)) return true;
   }
   return false;
 }
@@ -37,7 +28,7 @@ bool points_at_openai(const ProviderConfig& provider) {
   const std::string_view url = provider.base_url;
   const std::size_t scheme = url.find("://");
   const std::string_view rest = scheme == std::string_view::npos ? url : url.substr(scheme + 3);
-  return same_name(rest.substr(0, rest.find_first_of(":/")), "api.openai.com");
+  return equals_ignoring_case(rest.substr(0, rest.find_first_of(":/")), "api.openai.com");
 }
 
 void check_readable(const std::string& path, const std::string& what) {

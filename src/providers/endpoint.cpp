@@ -2,24 +2,13 @@
 // query parameters, CA settings (README, "Providers").
 #include <cctype>
 
+#include "core/text.hpp"
+
 #include "providers/types.hpp"
 
 namespace detour::providers {
 
-namespace {
-
-bool same_name(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 std::string url_encode(std::string_view text) {
   static constexpr char kHex[] = "0123456789ABCDEF";
@@ -42,7 +31,7 @@ net::HttpRequest with_endpoint_extras(net::HttpRequest request, const Endpoint& 
   // configured header replaces the protocol's of the same name.
   for (const auto& [name, value] : endpoint.headers) {
     std::erase_if(request.headers,
-                  [&](const auto& header) { return same_name(header.first, name); });
+                  [&](const auto& header) { return equals_ignoring_case(header.first, name); });
   }
   for (const auto& header : endpoint.headers)
     request.headers.push_back(header);

@@ -5,6 +5,7 @@
 
 #include "call_fixture.hpp"
 #include "config/key_command.hpp"
+#include "key_command_fakes.hpp"
 
 using namespace detour;
 using namespace detour::testing;
@@ -12,25 +13,10 @@ using namespace detour::testing::call;
 
 namespace {
 
-struct Tokens {
-  std::vector<io::CommandResult> results;
-  int runs = 0;
-  config::KeyCommand::Runner runner() {
-    return [this](const std::vector<std::string>&, Millis) {
-      const auto& r =
-          results[std::min<std::size_t>(static_cast<std::size_t>(runs), results.size() - 1)];
-      ++runs;
-      return r;
-    };
-  }
-};
+using Tokens = ScriptedCommand;
 
 io::CommandResult token(std::string value, int status = 0) {
-  io::CommandResult r;
-  r.started = true;
-  r.exit_status = status;
-  r.output = std::move(value) + "\n";
-  return r;
+  return printed(std::move(value) + "\n", status);
 }
 
 std::string bearer(const net::HttpRequest& request) {

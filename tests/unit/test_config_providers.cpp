@@ -227,3 +227,22 @@ TEST_CASE("providers: ca_bundle is relative to its file, and must be readable wh
           resolve_target(plain, {"p", "m"}, lookup({{"SSL_CERT_FILE", "/no/such.pem"}}));
         }) == "SSL_CERT_FILE /no/such.pem: cannot read it: No such file or directory");
 }
+
+TEST_CASE("models: max_output_tokens and cached_input_cost are read like the rest", "[config]") {
+  const Config c = parse(R"(
+[providers.p]
+protocol = "openai"
+base_url = "http://h/v1"
+[models."p/m"]
+max_output_tokens = 16384
+cached_input_cost = 0.125
+)");
+  CHECK(c.models.at("p/m").max_output_tokens == 16384);
+  CHECK(c.models.at("p/m").cached_input_cost == 0.125);
+  CHECK_THAT(error_of([] {
+               parse(
+                   "[providers.p]\nprotocol = \"openai\"\nbase_url = \"http://h/v1\"\n"
+                   "[models.\"p/m\"]\nmax_output_tokens = 0\n");
+             }),
+             Catch::Contains("models.\"p/m\".max_output_tokens: must be at least 1, got 0"));
+}

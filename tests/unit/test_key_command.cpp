@@ -5,37 +5,14 @@
 
 #include "config/key_command.hpp"
 #include "io/command.hpp"
+#include "key_command_fakes.hpp"
 
 using namespace detour;
 using config::KeyCommand;
 using config::KeyCommandError;
 
-namespace {
-
-struct FakeRunner {
-  std::vector<io::CommandResult> results;  // one per run, the last repeated
-  int runs = 0;
-  std::vector<std::string> last_argv;
-  KeyCommand::Runner runner() {
-    return [this](const std::vector<std::string>& argv, Millis) {
-      last_argv = argv;
-      const auto& r =
-          results[std::min<std::size_t>(static_cast<std::size_t>(runs), results.size() - 1)];
-      ++runs;
-      return r;
-    };
-  }
-};
-
-io::CommandResult printed(std::string output, int status = 0) {
-  io::CommandResult r;
-  r.started = true;
-  r.exit_status = status;
-  r.output = std::move(output);
-  return r;
-}
-
-}  // namespace
+using testing::printed;
+using FakeRunner = testing::ScriptedCommand;
 
 TEST_CASE("key command: runs once, keeps the first line, and again after its ttl", "[keycmd]") {
   FakeRunner fake;
