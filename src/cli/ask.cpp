@@ -88,7 +88,7 @@ int run_ask(const GlobalOptions& global, const AskOptions& options) {
 
   EngineSetup engine = setup_engine(global, config, env, log);
   AskObserver observer(log, print_live);
-  auto transport = net::make_curl_transport();
+  auto transport = net::make_curl_transport(global.transport_options());
   net::SystemClock clock;
   engine::CallResult result = [&] {
     io::StopLoopOnInterrupt stop_on_interrupt(*transport);

@@ -111,7 +111,7 @@ int run_batch(const GlobalOptions& global, const BatchOptions& o) {
   run_options.max_cost_usd = o.max_cost;
 
   EngineSetup engine = setup_engine(global, config, env, log);
-  auto transport = net::make_curl_transport();
+  auto transport = net::make_curl_transport(global.transport_options());
   net::SystemClock clock;
   AskObserver observer(log, /*print_live=*/false);
   // Approximate after a resume: the answered ids are known, not which lines hold them.

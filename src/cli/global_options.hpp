@@ -4,6 +4,7 @@
 #include <string>
 
 #include "io/log.hpp"
+#include "net/transport.hpp"
 
 namespace detour::cli {
 
@@ -16,6 +17,13 @@ struct GlobalOptions {
   bool no_color = false;                   // --no-color
 
   io::LogSettings log_settings() const;
+  // -vvv: libcurl's own account of each exchange too (connections, TLS, the headers both ways),
+  // with every secret shown as [redacted].
+  net::CurlTransportOptions transport_options() const {
+    net::CurlTransportOptions options;
+    options.verbose = !quiet && verbose >= 3;
+    return options;
+  }
 };
 
 }  // namespace detour::cli
