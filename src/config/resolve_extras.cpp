@@ -31,6 +31,28 @@ bool points_at_openai(const ProviderConfig& provider) {
   return equals_ignoring_case(rest.substr(0, rest.find_first_of(":/")), "api.openai.com");
 }
 
+// A secret header value, and its last word when it has a scheme ("Bearer TOKEN"): a provider's
+// error may quote the token alone.
+void add_secret(std::vector<std::string>& secrets, const std::string& value) {
+  secrets.push_back(value);
+  const std::size_t space = value.find_last_of(' ');
+  if (space != std::string::npos && value.size() - space - 1 >= 4) {
+    secrets.push_back(value.substr(space + 1));
+  }
+}
+
+// Header names that carry credentials, whatever the provider calls them (Authorization,
+// api-key, x-api-key, x-goog-api-key, x-portkey-api-key, cookies).
+bool names_a_credential(std::string_view name) {
+  std::string lower(name);
+  for (char& c : lower)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (std::string_view part : {"auth", "key", "token", "secret", "cookie"}) {
+    if (lower.find(part) != std::string::npos) return true;
+  }
+  return false;
+}
+
 void check_readable(const std::string& path, const std::string& what) {
   if (::access(path.c_str(), R_OK) != 0) {
     const int err = errno;
@@ -47,6 +69,10 @@ std::string azure_api_version(const EnvLookup& env) {
 
 void resolve_extras(const ProviderConfig& provider, const EnvLookup& env, ResolvedTarget& out) {
   out.headers = provider.headers;
+  // A credential written into the file is still a credential: never shown either.
+  for (const auto& [name, value] : provider.headers) {
+    if (names_a_credential(name)) add_secret(out.secrets, value);
+  }
   for (const auto& [name, variable] : provider.headers_env) {
     auto value = env_value(env, variable);
     // Names the variable and the header, never a value.
@@ -54,8 +80,14 @@ void resolve_extras(const ProviderConfig& provider, const EnvLookup& env, Resolv
       throw ConfigError("provider " + provider.name + ": environment variable " + variable +
                         " is not set (needed for header " + name + ")");
     }
+    // A value read from a file with its newline, or an attempt to inject a header: refused
+    // here, as the same value written into the file would be.
+    if (value->find_first_of("\r\n") != std::string::npos) {
+      throw ConfigError("provider " + provider.name + ": environment variable " + variable +
+                        " (for header " + name + ") contains a line break");
+    }
     out.headers.emplace_back(name, *value);
-    out.secrets.push_back(*value);
+    add_secret(out.secrets, *value);
   }
   // The official SDKs send these from the environment when set; so does detour, for OpenAI
   // itself, unless the file names the header already.
@@ -66,7 +98,7 @@ void resolve_extras(const ProviderConfig& provider, const EnvLookup& env, Resolv
       auto value = env_value(env, variable);
       if (!value || has_header(out.headers, header)) continue;
       out.headers.emplace_back(std::string(header), *value);
-      out.secrets.push_back(*value);
+      add_secret(out.secrets, *value);
     }
   }
   out.query = provider.query;

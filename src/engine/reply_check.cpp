@@ -27,7 +27,7 @@ ReplyCheck check_answer(const providers::Protocol& protocol, providers::ChatRepl
                         const ValidationRules* rules) {
   ReplyCheck check;
   check.usage = reply.usage;
-  FinishVerdict finish = judge_finish(protocol.name(), reply);
+  FinishVerdict finish = judge_finish(protocol.reply_family(), reply);
   if (finish.error != ErrorClass::none) {
     check.error = finish.error;
     check.message = std::move(finish.message);

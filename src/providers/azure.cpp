@@ -18,6 +18,7 @@ constexpr std::string_view kFirstWithNewFields = "2024-09-01";
 class AzureProtocol final : public Protocol {
  public:
   std::string_view name() const override { return "azure"; }
+  std::string_view reply_family() const override { return "openai"; }
 
   net::HttpRequest build_request(const Endpoint& endpoint,
                                  const ChatRequest& request) const override {

@@ -137,6 +137,8 @@ class Protocol {
  public:
   virtual ~Protocol() = default;
   virtual std::string_view name() const = 0;
+  // Whose replies these are, for judging finish reasons: Azure answers in OpenAI's words.
+  virtual std::string_view reply_family() const { return name(); }
 
   // What the engine sends: the protocol's request with the endpoint's extras applied.
   net::HttpRequest chat_request(const Endpoint& endpoint, const ChatRequest& request) const;

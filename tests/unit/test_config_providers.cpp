@@ -40,7 +40,9 @@ TEST_CASE("providers: a header value from the environment is resolved and kept s
   CHECK(t.headers == NameValues{{"Authorization", "Bearer team-token"},
                                 {"x-team", "search"},
                                 {"x-gateway-key", "gw-SECRET-value"}});
-  CHECK(t.secrets == std::vector<std::string>{"gw-SECRET-value"});
+  // The file's Authorization is a credential too, and so is its token alone.
+  CHECK(t.secrets ==
+        std::vector<std::string>{"Bearer team-token", "team-token", "gw-SECRET-value"});
   CHECK(t.query == NameValues{{"tag", "night ly"}, {"v", "2"}});
 
   const std::string message = error_of([&] {

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "engine/errors.hpp"
+#include "engine/finish_reason.hpp"
 #include "provider_test_util.hpp"
 #include "providers/types.hpp"
 
@@ -83,6 +84,17 @@ TEST_CASE("azure: the models probe and its limits", "[providers]") {
   CHECK(header(http, "api-key") == "az-key-123456");
   CHECK_FALSE(azure().models_list_targets());
   CHECK(find_protocol("openai")->models_list_targets());
+}
+
+TEST_CASE("azure: replies are OpenAI's, finish reasons included", "[providers]") {
+  CHECK(azure().reply_family() == "openai");
+  const char* body =
+      R"({"choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant","content":"hi"},"content_filter_results":{"hate":{"filtered":false,"severity":"safe"}}}],"prompt_filter_results":[],"usage":{"prompt_tokens":3,"completion_tokens":1}})";
+  const auto reply = azure().parse_reply(body);
+  REQUIRE(reply.reply);
+  CHECK(reply.reply->content == "hi");
+  CHECK(engine::judge_finish(azure().reply_family(), *reply.reply).error ==
+        engine::ErrorClass::none);
 }
 
 TEST_CASE("azure: errors classify as OpenAI's do, and the content filter is content_filter",
