@@ -3,9 +3,9 @@
 // TLS to a server whose certificate comes from a private CA: refused as `connection` unless
 // ca_bundle, $SSL_CERT_FILE or $SSL_CERT_DIR trusts that CA (README, "Exit codes": TLS
 // certificates are always verified). The CA and the server certificate are made at test time
-// with the `openssl` command-line tool (Debian package `openssl`, a dependency of
-// `ca-certificates`, which scripts/deps installs); the TLS server is cpp-httplib's SSLServer,
-// which Debian's cpp-httplib is built with.
+// with the `openssl` command-line tool (Debian package `openssl`, installed by scripts/deps;
+// without it these tests say so and pass without checking); the TLS server is cpp-httplib's
+// SSLServer, which Debian's cpp-httplib is built with.
 //
 // libcurl (7.88 here) does not bypass a proxy for 127.0.0.1 or localhost on its own: only
 // no_proxy does, so the loopback mock is reachable through the proxy as it is.
