@@ -99,7 +99,7 @@ int print_dry_run(batch::InputSource& input, batch::LinePlanner& planner,
   std::string cost = dollars(e.cost_usd) + " at most";
   if (e.unpriced_lines > 0) {
     cost += ", not counting " + io::group_thousands(e.unpriced_lines) +
-            " lines whose model has no price in the config";
+            " lines whose model has no known price (config or catalog)";
   }
   std::fprintf(out, "estimated cost: %s\n", cost.c_str());
   std::fprintf(out, "minimum time: %s\n",
