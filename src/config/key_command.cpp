@@ -84,27 +84,33 @@ KeyCommand::KeyCommand(std::string provider, std::string command, std::optional<
       runner_(std::move(runner)),
       now_(std::move(now)) {}
 
+void KeyCommand::fail(std::string why, Clock::time_point now) {
+  failure_ = why;
+  failed_at_ = now;
+  throw KeyCommandError(std::move(why));
+}
+
 KeyCommand::Key KeyCommand::get() {
   std::lock_guard lock(mutex_);
   const auto now = now_();
   if (key_ && (!ttl_ || now - fetched_at_ < *ttl_)) return {*key_, false};
   key_.reset();
+  if (failure_ && now - failed_at_ < kFailureKept) throw KeyCommandError(*failure_);
+  failure_.reset();
   // The program's name, never its arguments: those may be a vault path or carry a secret.
   const std::string what = "provider " + provider_ + ": api_key_cmd (" + argv_.front() + ")";
   const io::CommandResult result = runner_(argv_, kTimeout);
-  if (!result.started) throw KeyCommandError(what + " could not be run: " + result.error);
-  if (result.timed_out) {
-    throw KeyCommandError(what + " did not finish within " + format_duration(kTimeout));
-  }
+  if (!result.started) fail(what + " could not be run: " + result.error, now);
+  if (result.timed_out) fail(what + " did not finish within " + format_duration(kTimeout), now);
   if (result.exit_status != 0) {
-    throw KeyCommandError(what + " failed" +
-                          (result.exit_status > 0
-                               ? " with exit status " + std::to_string(result.exit_status)
-                               : std::string(" (killed by a signal)")) +
-                          "; its output is not shown, as it may hold a secret");
+    fail(what + " failed" +
+             (result.exit_status > 0 ? " with exit status " + std::to_string(result.exit_status)
+                                     : std::string(" (killed by a signal)")) +
+             "; its output is not shown, as it may hold a secret",
+         now);
   }
   std::string key = first_line(result.output);
-  if (key.empty()) throw KeyCommandError(what + " printed no key on its first line");
+  if (key.empty()) fail(what + " printed no key on its first line", now);
   key_ = key;
   fetched_at_ = now;
   return {std::move(key), true};
@@ -113,6 +119,7 @@ KeyCommand::Key KeyCommand::get() {
 void KeyCommand::invalidate() {
   std::lock_guard lock(mutex_);
   key_.reset();
+  failure_.reset();
 }
 
 std::optional<std::string> KeyCommand::cached() const {

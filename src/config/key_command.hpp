@@ -39,6 +39,9 @@ class KeyCommand {
   };
 
   static constexpr Millis kTimeout{30'000};
+  // A command that just failed is not run again for this long: a batch would otherwise run a
+  // broken `gcloud` once for every line of its provider.
+  static constexpr Millis kFailureKept{10'000};
 
   KeyCommand(std::string provider, std::string command, std::optional<Millis> ttl,
              Runner runner = io::run_command, std::function<Clock::time_point()> now = Clock::now);
@@ -46,7 +49,8 @@ class KeyCommand {
   // The cached key, or the command's output when there is none or it has expired. Throws
   // KeyCommandError naming the provider and the program when the command fails.
   Key get();
-  // Forgets the cached key (the provider refused it): the next get() runs the command.
+  // Forgets the cached key (the provider refused it) and any failure: the next get() runs the
+  // command.
   void invalidate();
   // The key currently cached (for redaction), if any.
   std::optional<std::string> cached() const;
@@ -62,6 +66,9 @@ class KeyCommand {
   mutable std::mutex mutex_;  // a batch's probes and calls share one per provider
   std::optional<std::string> key_;
   Clock::time_point fetched_at_;
+  std::optional<std::string> failure_;  // why the last run gave no key
+  Clock::time_point failed_at_;
+  [[noreturn]] void fail(std::string why, Clock::time_point now);
 };
 
 // The one KeyCommand of a provider in this process, made on first request, so that every

@@ -107,3 +107,18 @@ TEST_CASE("key command: a real program's first line, run without a shell", "[key
   const io::CommandResult failing = io::run_command({"false"}, Millis(5000));
   CHECK(failing.exit_status == 1);
 }
+
+TEST_CASE("key command: a failure is kept a little while, not run again for every call",
+          "[keycmd]") {
+  FakeRunner fake;
+  fake.results = {printed("", 1), printed("tok\n")};
+  KeyCommand::Clock::time_point now{};
+  KeyCommand command("p", "get-key", std::nullopt, fake.runner(), [&] { return now; });
+  CHECK_THROWS_AS(command.get(), KeyCommandError);
+  now += Millis(9'000);
+  CHECK_THROWS_WITH(command.get(), Catch::Contains("failed with exit status 1"));
+  CHECK(fake.runs == 1);
+  now += Millis(1'000);
+  CHECK(command.get().value == "tok");
+  CHECK(fake.runs == 2);
+}
