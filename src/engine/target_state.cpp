@@ -1,6 +1,7 @@
 #include "engine/target_state.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 
@@ -60,11 +61,48 @@ std::optional<T> field(const json& doc, const char* name) {
   return it->get<T>();
 }
 
+// Lists of numbers are stored as one string of space-separated decimals: nlohmann parses a JSON
+// number in about a thousand instructions, and the breaker window and latency lists -- 250
+// numbers -- are most of a target document, which every process parses twice (tests/bench/run
+// P1). A string is one token; std::from_chars reads its numbers in a few dozen each.
+std::string pack(const std::vector<std::int64_t>& values) {
+  std::string out;
+  out.reserve(values.size() * 4);
+  char digits[24];
+  for (const std::int64_t v : values) {
+    const auto end = std::to_chars(digits, digits + sizeof digits, v).ptr;
+    if (!out.empty()) out += ' ';
+    out.append(digits, end);
+  }
+  return out;
+}
+
+std::vector<std::int64_t> unpack(std::string_view text) {
+  std::vector<std::int64_t> out;
+  const char* at = text.data();
+  const char* const end = text.data() + text.size();
+  while (at < end) {
+    if (*at == ' ') {
+      ++at;
+      continue;
+    }
+    std::int64_t v = 0;
+    const auto [next, error] = std::from_chars(at, end, v);
+    if (error != std::errc()) return out;  // damaged: what was read so far
+    out.push_back(v);
+    at = next;
+  }
+  return out;
+}
+
+// A packed list, or the JSON array an older detour wrote (a state file outlives an upgrade).
 std::vector<std::int64_t> int_list(const json& doc, const char* name) {
   std::vector<std::int64_t> out;
   if (!doc.is_object()) return out;
   const auto list = doc.find(name);
-  if (list == doc.end() || !list->is_array()) return out;
+  if (list == doc.end()) return out;
+  if (list->is_string()) return unpack(list->get_ref<const std::string&>());
+  if (!list->is_array()) return out;
   out.reserve(list->size());
   for (const auto& v : *list) {
     if (v.is_number()) out.push_back(v.get<std::int64_t>());
@@ -90,17 +128,18 @@ double ewma(std::optional<double> previous, double sample) {
 }  // namespace
 
 json to_json(const TargetState& s) {
-  // Two flat lists rather than a [ms, failed] pair per call: the window is most of the
-  // document, every process parses it twice, and a pair is an array of its own to allocate
-  // (tests/bench/run P1). Outcomes are a string of '0' (ok) and '1' (failed).
-  json times = json::array();
+  // The times as offsets from the oldest (short numbers), packed, and the outcomes as a string
+  // of '0' (ok) and '1' (failed).
+  std::vector<std::int64_t> offsets;
   std::string failures;
+  offsets.reserve(s.breaker.window.size());
   failures.reserve(s.breaker.window.size());
+  const std::int64_t from = s.breaker.window.empty() ? 0 : s.breaker.window.front().first;
   for (const auto& [ms, failed] : s.breaker.window) {
-    times.push_back(ms);
+    offsets.push_back(ms - from);
     failures.push_back(failed ? '1' : '0');
   }
-  json window = {{"ms", std::move(times)}, {"failed", std::move(failures)}};
+  json window = {{"from_ms", from}, {"after_ms", pack(offsets)}, {"failed", std::move(failures)}};
   json breaker = {{"state", stored_name(s.breaker.state)},
                   {"open_until_ms", optional_json(s.breaker.open_until_ms)},
                   {"consecutive_failures", s.breaker.consecutive_failures},
@@ -109,8 +148,8 @@ json to_json(const TargetState& s) {
   json stats = {{"calls", s.stats.calls},
                 {"success_rate", optional_json(s.stats.success_rate)},
                 {"latency_ms", optional_json(s.stats.latency_ms)},
-                {"latencies_ms", s.stats.latencies_ms},
-                {"ttft_ms", s.stats.ttft_ms},
+                {"latencies_ms", pack(s.stats.latencies_ms)},
+                {"ttft_ms", pack(s.stats.ttft_ms)},
                 {"last_success_ms", optional_json(s.stats.last_success_ms)}};
   if (s.stats.last_error) {
     const auto& e = *s.stats.last_error;
@@ -133,21 +172,18 @@ const json& member_object(const json& doc, const char* key) {
   return it != doc.end() && it->is_object() ? *it : empty;
 }
 
-// {"ms": [...], "failed": "0100..."}, or the [[ms, failed], ...] pairs an older detour wrote
-// (a state file outlives an upgrade). Entries that do not parse are skipped.
+// {"from_ms": T, "after_ms": "0 16 33", "failed": "010"}, or the [[ms, failed], ...] pairs an
+// older detour wrote. Entries that do not parse are skipped.
 void read_window(const json& w, std::vector<std::pair<std::int64_t, bool>>& out) {
   if (w.is_object()) {
-    const auto times = w.find("ms");
+    const auto from = field<std::int64_t>(w, "from_ms");
     const auto failed = w.find("failed");
-    if (times == w.end() || !times->is_array() || failed == w.end() || !failed->is_string()) {
-      return;
-    }
+    if (!from || failed == w.end() || !failed->is_string()) return;
     const std::string& flags = failed->get_ref<const std::string&>();
-    out.reserve(std::min(times->size(), flags.size()));
-    for (std::size_t i = 0; i < times->size() && i < flags.size(); ++i) {
-      const json& ms = (*times)[i];
-      if (ms.is_number() && (flags[i] == '0' || flags[i] == '1'))
-        out.emplace_back(ms.get<std::int64_t>(), flags[i] == '1');
+    const std::vector<std::int64_t> offsets = int_list(w, "after_ms");
+    out.reserve(std::min(offsets.size(), flags.size()));
+    for (std::size_t i = 0; i < offsets.size() && i < flags.size(); ++i) {
+      if (flags[i] == '0' || flags[i] == '1') out.emplace_back(*from + offsets[i], flags[i] == '1');
     }
     return;
   }

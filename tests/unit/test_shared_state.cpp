@@ -50,8 +50,9 @@ TEST_CASE("state: a target's document survives a round trip", "[state]") {
 TEST_CASE("state: documents from elsewhere never break a call", "[state]") {
   for (const char* text : {"null", "[]", "42", R"({"breaker":"x","stats":{"calls":"many"}})",
                            R"({"breaker":{"state":"open","window":[[1],"x",[2,true]]}})",
-                           R"({"breaker":{"window":{"ms":[1,"x"],"failed":"02"}}})",
-                           R"({"breaker":{"window":{"ms":[1,2],"failed":7}}})"}) {
+                           R"({"breaker":{"window":{"from_ms":1,"after_ms":"0 x","failed":"02"}}})",
+                           R"({"breaker":{"window":{"from_ms":"1","after_ms":"0","failed":"0"}}})",
+                           R"({"breaker":{"window":{"from_ms":1,"after_ms":[0,1],"failed":7}}})"}) {
     INFO(text);
     auto s = engine::target_state_from_json(nlohmann::json::parse(text));
     CHECK(s.stats.calls == 0);
@@ -59,13 +60,14 @@ TEST_CASE("state: documents from elsewhere never break a call", "[state]") {
   }
 }
 
-TEST_CASE("state: the breaker window is stored flat, and the older pairs still read", "[state]") {
+TEST_CASE("state: the breaker window and latencies are stored packed, and older forms still read",
+          "[state]") {
   engine::TargetState s;
   s.breaker.window = {{1000, false}, {1010, true}, {1020, false}};
   const nlohmann::json doc = engine::to_json(s);
-  // One list of times and one string of outcomes: no array per call to parse.
+  // Offsets from the oldest call in one string, outcomes in another: no JSON number per call.
   CHECK(doc["breaker"]["window"] ==
-        nlohmann::json::parse(R"({"ms":[1000,1010,1020],"failed":"010"})"));
+        nlohmann::json::parse(R"({"from_ms":1000,"after_ms":"0 10 20","failed":"010"})"));
   CHECK(engine::target_state_from_json(doc).breaker.window == s.breaker.window);
 
   // What a state file written before this format holds.
@@ -74,9 +76,24 @@ TEST_CASE("state: the breaker window is stored flat, and the older pairs still r
   CHECK(old.breaker.window == s.breaker.window);
 
   // Lists of different lengths: only the calls both describe.
-  const auto uneven = engine::target_state_from_json(
-      nlohmann::json::parse(R"({"breaker":{"window":{"ms":[1000,1010,1020],"failed":"01"}}})"));
+  const auto uneven = engine::target_state_from_json(nlohmann::json::parse(
+      R"({"breaker":{"window":{"from_ms":1000,"after_ms":"0 10 20","failed":"01"}}})"));
   CHECK(uneven.breaker.window.size() == 2);
+
+  // Latencies: packed now, a JSON array before.
+  engine::TargetState timed;
+  timed.stats.latencies_ms = {640, 12, 0};
+  timed.stats.ttft_ms = {};
+  const nlohmann::json stats = engine::to_json(timed)["stats"];
+  CHECK(stats["latencies_ms"] == "640 12 0");
+  CHECK(stats["ttft_ms"] == "");
+  CHECK(engine::target_state_from_json(engine::to_json(timed)).stats.latencies_ms ==
+        timed.stats.latencies_ms);
+  CHECK(engine::target_state_from_json(
+            nlohmann::json::parse(R"({"stats":{"latencies_ms":[5,6],"ttft_ms":"7 x"}})"))
+            .stats.latencies_ms == std::vector<std::int64_t>{5, 6});
+  CHECK(engine::target_state_from_json(nlohmann::json::parse(R"({"stats":{"ttft_ms":"7 x 9"}})"))
+            .stats.ttft_ms == std::vector<std::int64_t>{7});
 }
 
 TEST_CASE("state: rate limits and rejections do not lower the success rate", "[state]") {
