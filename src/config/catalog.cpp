@@ -134,4 +134,24 @@ ModelConfig with_catalog(ModelConfig model, const ModelConfig& entry) {
   return model;
 }
 
+ModelConfig model_facts(const Config& config, const std::string& provider, const std::string& model,
+                        std::string* source) {
+  ModelConfig facts;
+  std::string from;
+  if (auto it = config.models.find(provider + "/" + model); it != config.models.end()) {
+    facts = it->second;
+    from = "config";
+  }
+  if (auto p = config.providers.find(provider); p != config.providers.end()) {
+    if (auto catalog = catalog_provider_of(p->second)) {
+      if (const ModelConfig* entry = Catalog::builtin().find(*catalog, model)) {
+        facts = with_catalog(std::move(facts), *entry);
+        from += (from.empty() ? "catalog " : ", catalog ") + Catalog::builtin().taken();
+      }
+    }
+  }
+  if (source) *source = std::move(from);
+  return facts;
+}
+
 }  // namespace detour::config

@@ -43,4 +43,10 @@ std::optional<std::string> catalog_provider_of(const ProviderConfig& provider);
 // `model` with every field it leaves empty taken from `entry`.
 ModelConfig with_catalog(ModelConfig model, const ModelConfig& entry);
 
+// What detour knows of a target's model: its [models."provider/model"] entry completed from the
+// built-in catalog. `source`, when given, says where that came from ("config", "catalog DATE",
+// "config, catalog DATE"; empty: nowhere).
+ModelConfig model_facts(const Config& config, const std::string& provider, const std::string& model,
+                        std::string* source = nullptr);
+
 }  // namespace detour::config

@@ -148,14 +148,7 @@ ResolvedTarget resolve_target(const Config& config, const Target& target, const 
     throw ConfigError("unknown provider '" + target.provider + "' in '" + target.name() + "'");
   }
   out.provider = &provider->second;
-  if (auto model = config.models.find(target.name()); model != config.models.end()) {
-    out.model = model->second;
-  }
-  if (auto catalog = catalog_provider_of(provider->second)) {
-    if (const ModelConfig* entry = Catalog::builtin().find(*catalog, target.model)) {
-      out.model = with_catalog(std::move(out.model), *entry);
-    }
-  }
+  out.model = model_facts(config, target.provider, target.model);
   detail::resolve_extras(provider->second, env, out);
   const std::string& key_env = provider->second.api_key_env;
   if (!key_env.empty()) {

@@ -41,18 +41,6 @@ void add_secret(std::vector<std::string>& secrets, const std::string& value) {
   }
 }
 
-// Header names that carry credentials, whatever the provider calls them (Authorization,
-// api-key, x-api-key, x-goog-api-key, x-portkey-api-key, cookies).
-bool names_a_credential(std::string_view name) {
-  std::string lower(name);
-  for (char& c : lower)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  for (std::string_view part : {"auth", "key", "token", "secret", "cookie"}) {
-    if (lower.find(part) != std::string::npos) return true;
-  }
-  return false;
-}
-
 void check_readable(const std::string& path, const std::string& what) {
   if (::access(path.c_str(), R_OK) != 0) {
     const int err = errno;

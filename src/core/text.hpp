@@ -17,4 +17,17 @@ inline bool equals_ignoring_case(std::string_view a, std::string_view b) {
   return true;
 }
 
+// A header name that carries a credential, whatever a provider calls it: Authorization,
+// Proxy-Authorization, api-key, x-api-key, x-goog-api-key, x-portkey-api-key, cookies. Matching
+// the telling parts catches the next provider's invention too.
+inline bool names_a_credential(std::string_view header_name) {
+  for (std::string_view part : {"auth", "key", "token", "secret", "cookie"}) {
+    if (header_name.size() < part.size()) continue;
+    for (std::size_t at = 0; at + part.size() <= header_name.size(); ++at) {
+      if (equals_ignoring_case(header_name.substr(at, part.size()), part)) return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace detour

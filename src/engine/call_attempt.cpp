@@ -281,7 +281,8 @@ void Call::complete_attempt(const std::shared_ptr<Attempt>& attempt, net::HttpRe
       }
     }
   }
-  record.message = redact(std::move(record.message), secrets_of(target));
+  if (!record.message.empty())
+    record.message = redact(std::move(record.message), secrets_of(target));
   settle_capacity(*attempt, response, headers, usage, record, outcome);
 
   // A 401 to a token the command gave earlier says the token expired, not that the target

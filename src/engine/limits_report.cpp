@@ -138,22 +138,8 @@ Selection select(const std::map<std::string, std::set<std::string>>& known,
 // built-in catalog, and where each came from.
 json model_json(const config::Config& config, const std::string& provider,
                 const std::string& model) {
-  const std::string name = provider + "/" + model;
-  config::ModelConfig known;
   std::string source;
-  if (auto it = config.models.find(name); it != config.models.end()) {
-    known = it->second;
-    source = "config";
-  }
-  if (auto p = config.providers.find(provider); p != config.providers.end()) {
-    if (auto catalog = config::catalog_provider_of(p->second)) {
-      if (const auto* entry = config::Catalog::builtin().find(*catalog, model)) {
-        known = config::with_catalog(std::move(known), *entry);
-        source = source.empty() ? "catalog " + config::Catalog::builtin().taken()
-                                : "config, catalog " + config::Catalog::builtin().taken();
-      }
-    }
-  }
+  const config::ModelConfig known = config::model_facts(config, provider, model, &source);
   return {{"context_window", or_null(known.context_window)},
           {"max_output_tokens", or_null(known.max_output_tokens)},
           {"input_cost", or_null(known.input_cost)},

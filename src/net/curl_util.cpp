@@ -1,5 +1,7 @@
 #include "net/curl_util.hpp"
 
+#include "core/text.hpp"
+
 #include <cctype>
 #include <cstdio>
 
@@ -84,14 +86,7 @@ bool is_blank_line(std::string_view line) {
 }
 
 bool is_sensitive_header(std::string_view name) {
-  const std::string lower = to_lower(name);
-  if (lower == "cookie" || lower == "set-cookie") return true;
-  // Providers invent their own names (x-api-key, x-goog-api-key, api-key, authorization,
-  // proxy-authorization); matching the telling parts catches the next one too.
-  for (std::string_view part : {"auth", "key", "token", "secret"}) {
-    if (lower.find(part) != std::string::npos) return true;
-  }
-  return false;
+  return names_a_credential(name);
 }
 
 TransportStatus map_curl_result(CURLcode code, bool connected) {

@@ -19,11 +19,13 @@
 
 #include "harness.hpp"
 #include "provider_test_util.hpp"
+#include "secret_faults.hpp"
 #include "secrets_echo_server.hpp"
 
 using namespace detour::testing;
 using namespace detour::testing::providers;
 using detour::testing::secrets::EchoServer;
+using detour::testing::secrets::Fault;
 using detour::testing::secrets::kEchoChat;
 using detour::testing::secrets::kEchoStopping;
 using detour::testing::secrets::kEchoStream;
@@ -49,37 +51,10 @@ const std::string kProjectId = "proj_SECRET-7c1a5e9d3b28f4";
 const std::vector<std::string> kAll = {kCmdKey,       kCmdExtra, kGatewayKey, kApiToken,
                                        kGatewayToken, kOrgId,    kProjectId};
 
-// detour-mock models, one per failure (as test_secrets.cpp); `stops`: ends a call.
-struct Fault {
-  const char* model;
-  json behaviour;
-  bool stops = false;
-};
-
+// Every failure detour-mock can produce (secret_faults.hpp), the provider echoing the secrets
+// in an unknown finish reason among them.
 std::vector<Fault> faults() {
-  return {
-      {"auth", {{"fault", "auth"}}},
-      {"forbidden", {{"fault", "status"}, {"status", 403}}},
-      {"rate-limit", {{"fault", "rate_limit"}, {"retry_after_s", 30}}},
-      {"quota", {{"fault", "insufficient_quota"}}},
-      {"overloaded", {{"fault", "overloaded"}}},
-      {"server-error", {{"fault", "server_error"}}},
-      {"bad-gateway", {{"fault", "bad_gateway"}}},
-      {"timeout", {{"ttft_ms", 5000}}},
-      {"reset", {{"fault", "reset"}}},
-      {"close", {{"fault", "close"}}},
-      {"truncated-json", {{"fault", "truncated_json"}}},
-      {"empty", {{"fault", "empty"}}},
-      {"refusal", {{"fault", "refusal"}}},
-      {"not-found", {{"fault", "not_found"}}},
-      {"finish-error", {{"fault", "finish_error"}}},
-      {"context-length", {{"fault", "context_length"}}},
-      {"content-filter", {{"fault", "content_filter"}}},
-      // The mock writes any finish reason it is given, and detour quotes one it does not know:
-      // the provider echoing the secrets, in a 200.
-      {"echo-in-finish", {{"finish_reason", kCmdKey + " " + kGatewayKey + " " + kApiToken}}},
-      {"bad-request", {{"fault", "bad_request"}}, true},
-  };
+  return secrets::faults(kCmdKey + " " + kGatewayKey + " " + kApiToken);
 }
 
 json scenario() {
