@@ -29,9 +29,10 @@ std::string url_encode(std::string_view text) {
 net::HttpRequest with_endpoint_extras(net::HttpRequest request, const Endpoint& endpoint) {
   // A gateway may need its own Authorization, or an api-key the protocol would not send: the
   // configured header replaces the protocol's of the same name.
-  for (const auto& [name, value] : endpoint.headers) {
-    std::erase_if(request.headers,
-                  [&](const auto& header) { return equals_ignoring_case(header.first, name); });
+  for (const auto& configured : endpoint.headers) {
+    std::erase_if(request.headers, [&](const auto& header) {
+      return equals_ignoring_case(header.first, configured.first);
+    });
   }
   for (const auto& header : endpoint.headers)
     request.headers.push_back(header);
