@@ -10,13 +10,9 @@
 
 namespace detour::batch {
 
-namespace {
-
-std::string failure(const std::string& name, int error) {
+std::string file_failure(const std::string& name, int error) {
   return name + ": " + std::strerror(error);
 }
-
-}  // namespace
 
 int write_fully(const WriteSome& write_some, std::string_view data) {
   while (!data.empty()) {
@@ -41,7 +37,7 @@ OutputFile OutputFile::open(const std::string& path, Mode mode) {
   do {
     fd = ::open(path.c_str(), flags, 0600);
   } while (fd < 0 && errno == EINTR);
-  if (fd < 0) throw OutputError(failure(path, errno));
+  if (fd < 0) throw OutputError(file_failure(path, errno));
   return OutputFile(fd, path, true);
 }
 
@@ -89,13 +85,13 @@ void OutputFile::write_line(std::string_view line) {
     }
   };
   const int error = write_fully(write_some, line);
-  if (error != 0) throw OutputError(failure(name_, error));
+  if (error != 0) throw OutputError(file_failure(name_, error));
 }
 
 void OutputFile::sync() {
   if (fd_ < 0) return;
   if (::fsync(fd_) != 0 && errno != EINVAL && errno != EROFS && errno != ENOTSUP) {
-    throw OutputError(failure(name_, errno));
+    throw OutputError(file_failure(name_, errno));
   }
 }
 
@@ -104,7 +100,7 @@ void OutputFile::close() {
   const int fd = std::exchange(fd_, -1);
   if (!owned_) return;
   // Linux closes the descriptor even when close() fails, EINTR included: never retry.
-  if (::close(fd) != 0 && errno != EINTR) throw OutputError(failure(name_, errno));
+  if (::close(fd) != 0 && errno != EINTR) throw OutputError(file_failure(name_, errno));
 }
 
 }  // namespace detour::batch

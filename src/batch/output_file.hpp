@@ -70,4 +70,7 @@ class OutputFile final : public LineSink {
 using WriteSome = std::function<ssize_t(const char* data, std::size_t size)>;
 int write_fully(const WriteSome& write_some, std::string_view data);
 
+// "NAME: <strerror(error)>", the form of every output-file failure message.
+std::string file_failure(const std::string& name, int error);
+
 }  // namespace detour::batch

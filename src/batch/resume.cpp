@@ -20,10 +20,6 @@ namespace detour::batch {
 
 namespace {
 
-std::string failure(const std::string& name, int error) {
-  return name + ": " + std::strerror(error);
-}
-
 // Reads a file line by line in fixed-size chunks, up to `limit` bytes, so that scanning a
 // large output takes one line's memory at a time.
 class LineReader {
@@ -69,7 +65,7 @@ class LineReader {
     do {
       got = ::read(fd_, buffer_.data(), want);
     } while (got < 0 && errno == EINTR);
-    if (got < 0) throw OutputError(failure(name_, errno));
+    if (got < 0) throw OutputError(file_failure(name_, errno));
     if (got == 0) return false;
     left_ -= static_cast<std::uint64_t>(got);
     pos_ = 0;
@@ -169,13 +165,13 @@ Scan scan(int fd, const std::string& path, std::uint64_t size, ResumeState& stat
 void rewrite(int fd, const std::string& path, const Scan& found, mode_t mode) {
   const std::string tmp = path + ".tmp";
   Fd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
-  if (out.get() < 0) throw OutputError(failure(tmp, errno));
+  if (out.get() < 0) throw OutputError(file_failure(tmp, errno));
   auto fail = [&](int error) {
     ::unlink(tmp.c_str());
-    throw OutputError(failure(tmp, error));
+    throw OutputError(file_failure(tmp, error));
   };
   if (::fchmod(out.get(), mode & 07777) != 0) fail(errno);
-  if (::lseek(fd, 0, SEEK_SET) != 0) throw OutputError(failure(path, errno));
+  if (::lseek(fd, 0, SEEK_SET) != 0) throw OutputError(file_failure(path, errno));
 
   const int out_fd = out.get();
   auto write_some = [out_fd](const char* data, std::size_t size) {
@@ -244,11 +240,11 @@ ResumeState prepare_resume(const std::string& path) {
   if (fd.get() < 0) {
     if (errno == ENOENT) return state;
     if (errno == EISDIR) throw UsageError(path + ": --resume needs a regular file to read back");
-    throw OutputError(failure(path, errno));
+    throw OutputError(file_failure(path, errno));
   }
   state.existed = true;
   struct stat info {};
-  if (::fstat(fd.get(), &info) != 0) throw OutputError(failure(path, errno));
+  if (::fstat(fd.get(), &info) != 0) throw OutputError(file_failure(path, errno));
   if (!S_ISREG(info.st_mode)) {
     throw UsageError(path + ": --resume needs a regular file to read back");
   }
@@ -258,7 +254,7 @@ ResumeState prepare_resume(const std::string& path) {
     state.rewritten = true;
   } else if (state.torn_bytes > 0) {
     if (::ftruncate(fd.get(), static_cast<off_t>(found.good_end)) != 0 || ::fsync(fd.get()) != 0) {
-      throw OutputError(failure(path, errno));
+      throw OutputError(file_failure(path, errno));
     }
   }
   return state;

@@ -22,7 +22,7 @@ constexpr const char* kAnthropicVersion = "2023-06-01";
 
 // {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}; the inner
 // object is what matters.
-ProviderError error_from_object(int status, const json& error) {
+ProviderError anthropic_error(int status, const json& error) {
   ProviderError out;
   out.status = status;
   out.type = get_string(error, "type");
@@ -85,7 +85,7 @@ class AnthropicStreamDecoder final : public detail::SseStreamDecoder {
     } else if (type == "error" || event.event == "error") {
       const json* error = find_object(*doc, "error");
       state_.error =
-          error ? error_from_object(200, *error) : detail::unrecognised_error(200, event.data);
+          error ? anthropic_error(200, *error) : detail::unrecognised_error(200, event.data);
     }
     // ping, content_block_start, content_block_stop and future event types: nothing to do.
   }
@@ -141,7 +141,7 @@ class AnthropicProtocol final : public Protocol {
     }
     if (get_string(*doc, "type") == "error") {
       const json* error = find_object(*doc, "error");
-      result.error = error ? error_from_object(200, *error) : detail::unrecognised_error(200, body);
+      result.error = error ? anthropic_error(200, *error) : detail::unrecognised_error(200, body);
       result.problem = "the reply carries an error: " + result.error->message;
       return result;
     }
@@ -170,7 +170,7 @@ class AnthropicProtocol final : public Protocol {
         // some gateways drop the wrapper's type.
         const json* error = find_object(*doc, "error");
         if (error && (get_string(*doc, "type") == "error" || !get_string(*error, "type").empty())) {
-          return error_from_object(status, *error);
+          return anthropic_error(status, *error);
         }
       }
     } catch (...) {

@@ -28,7 +28,7 @@ std::string_view strip_models_prefix(std::string_view name) {
 }
 
 // "Please retry in 10h17m5.72s." is the only hint when a 429 has no RetryInfo.
-std::optional<Millis> hint_from_message(std::string_view message) {
+std::optional<Millis> gemini_retry_hint(std::string_view message) {
   static constexpr std::string_view kRetryIn = "retry in ";
   size_t at = message.find(kRetryIn);
   if (at == std::string_view::npos) return std::nullopt;
@@ -43,7 +43,7 @@ std::optional<Millis> hint_from_message(std::string_view message) {
 }
 
 // {"code":429,"message":…,"status":"RESOURCE_EXHAUSTED","details":[…]}.
-ProviderError error_from_object(int status, const json& error) {
+ProviderError gemini_error(int status, const json& error) {
   ProviderError out;
   out.status = status;
   out.type = get_string(error, "status");
@@ -70,7 +70,7 @@ ProviderError error_from_object(int status, const json& error) {
       }
     }
   }
-  if (!out.retry_delay) out.retry_delay = hint_from_message(out.message);
+  if (!out.retry_delay) out.retry_delay = gemini_retry_hint(out.message);
   return out;
 }
 
@@ -81,7 +81,7 @@ const json& unwrap_array(const json& doc) {
   return doc;
 }
 
-Usage usage_from(const json& metadata) {
+Usage gemini_usage(const json& metadata) {
   Usage usage;
   usage.input_tokens = get_int(metadata, "promptTokenCount");
   usage.output_tokens = get_int(metadata, "candidatesTokenCount");
@@ -237,13 +237,13 @@ class GeminiStreamDecoder final : public detail::SseStreamDecoder {
   // One GenerateContentResponse (or an error object).
   void apply(const json& doc, const TextFn& on_text) {
     if (const json* error = find_object(doc, "error")) {
-      state_.error = error_from_object(200, *error);
+      state_.error = gemini_error(200, *error);
       return;
     }
     std::string model = get_string(doc, "modelVersion");
     if (!model.empty()) state_.reply.served_model = std::move(model);
     if (const json* metadata = find_object(doc, "usageMetadata")) {
-      state_.reply.usage = usage_from(*metadata);
+      state_.reply.usage = gemini_usage(*metadata);
     }
     const json* candidates = find_array(doc, "candidates");
     if (candidates && !candidates->empty()) {
@@ -318,14 +318,14 @@ class GeminiProtocol final : public Protocol {
     }
     const json& doc = unwrap_array(*parsed);
     if (const json* error = find_object(doc, "error")) {
-      result.error = error_from_object(200, *error);
+      result.error = gemini_error(200, *error);
       result.problem = "the reply carries an error: " + result.error->message;
       return result;
     }
     ChatReply reply;
     reply.served_model = get_string(doc, "modelVersion");
     if (const json* metadata = find_object(doc, "usageMetadata"))
-      reply.usage = usage_from(*metadata);
+      reply.usage = gemini_usage(*metadata);
     const json* candidates = find_array(doc, "candidates");
     if (!candidates || candidates->empty()) {
       // A blocked prompt is a 200 with promptFeedback.blockReason and no candidates.
@@ -349,7 +349,7 @@ class GeminiProtocol final : public Protocol {
       auto doc = parse_json(body);
       if (doc) {
         if (const json* error = find_object(unwrap_array(*doc), "error")) {
-          return error_from_object(status, *error);
+          return gemini_error(status, *error);
         }
       }
     } catch (...) {

@@ -47,7 +47,7 @@ bool uses_max_completion_tokens(std::string_view base_url) {
 
 // "Please try again in 644ms." (OpenAI 429s), "Please retry after 37 seconds" (Azure): the
 // message is the only place some of these servers put the wait.
-std::optional<Millis> hint_from_message(std::string_view message) {
+std::optional<Millis> openai_retry_hint(std::string_view message) {
   static constexpr std::string_view kTryAgain = "try again in ";
   size_t at = message.find(kTryAgain);
   if (at != std::string_view::npos) {
@@ -74,7 +74,7 @@ std::optional<Millis> hint_from_message(std::string_view message) {
 
 // {"message","type","param","code"}: OpenAI's error object, OpenRouter's (code is a number
 // there) and Mistral's top-level error body alike.
-ProviderError error_from_object(int status, const json& error) {
+ProviderError openai_error(int status, const json& error) {
   ProviderError out;
   out.status = status;
   out.type = get_string(error, "type");
@@ -83,7 +83,7 @@ ProviderError error_from_object(int status, const json& error) {
   if (auto number = get_int(error, "code"); number && *number >= 400 && *number <= 599)
     out.named_status = static_cast<int>(*number);
   out.message = get_string(error, "message");
-  out.retry_delay = hint_from_message(out.message);
+  out.retry_delay = openai_retry_hint(out.message);
   out.recognised = true;
   return out;
 }
@@ -91,8 +91,8 @@ ProviderError error_from_object(int status, const json& error) {
 // An error that arrived inside a 200 stream: `data: {"error":{...}}` or `event: error`.
 ProviderError stream_error(const json* doc, std::string_view raw) {
   if (doc) {
-    if (const json* error = find_object(*doc, "error")) return error_from_object(200, *error);
-    if (doc->is_object() && detail::find(*doc, "message")) return error_from_object(200, *doc);
+    if (const json* error = find_object(*doc, "error")) return openai_error(200, *error);
+    if (doc->is_object() && detail::find(*doc, "message")) return openai_error(200, *doc);
   }
   return detail::unrecognised_error(200, raw);
 }
@@ -105,7 +105,7 @@ bool mentions_json(const ChatRequest& request) {
   return false;
 }
 
-Usage usage_from(const json& usage) {
+Usage openai_usage(const json& usage) {
   return Usage{get_int(usage, "prompt_tokens"), get_int(usage, "completion_tokens")};
 }
 
@@ -172,7 +172,7 @@ class OpenAiStreamDecoder final : public detail::SseStreamDecoder {
       if (!reason.empty()) state_.reply.finish_reason = std::move(reason);
     }
     // Every chunk has "usage": null but the last one before [DONE] (include_usage).
-    if (const json* usage = find_object(*doc, "usage")) state_.reply.usage = usage_from(*usage);
+    if (const json* usage = find_object(*doc, "usage")) state_.reply.usage = openai_usage(*usage);
   }
 };
 
@@ -247,7 +247,7 @@ class OpenAiProtocol final : public Protocol {
       return result;
     }
     if (const json* error = find_object(*doc, "error")) {
-      result.error = error_from_object(200, *error);
+      result.error = openai_error(200, *error);
       result.problem = "the reply carries an error: " + result.error->message;
       return result;
     }
@@ -273,7 +273,7 @@ class OpenAiProtocol final : public Protocol {
     // finish_reason "stop".
     if (reply.content.empty()) reply.refusal = get_string(*message, "refusal");
     reply.served_model = get_string(*doc, "model");
-    if (const json* usage = find_object(*doc, "usage")) reply.usage = usage_from(*usage);
+    if (const json* usage = find_object(*doc, "usage")) reply.usage = openai_usage(*usage);
     result.reply = std::move(reply);
     return result;
   }
@@ -282,7 +282,7 @@ class OpenAiProtocol final : public Protocol {
     try {
       auto doc = parse_json(body);
       if (!doc || !doc->is_object()) return detail::unrecognised_error(status, body);
-      if (const json* error = find_object(*doc, "error")) return error_from_object(status, *error);
+      if (const json* error = find_object(*doc, "error")) return openai_error(status, *error);
       // {"error": "model not found"}: Ollama and some proxies.
       std::string text = get_string(*doc, "error");
       if (!text.empty()) {
@@ -293,7 +293,7 @@ class OpenAiProtocol final : public Protocol {
         return out;
       }
       // Mistral: {"object":"error","message":…,"type":…,"param":…,"code":…}.
-      if (get_string(*doc, "object") == "error") return error_from_object(status, *doc);
+      if (get_string(*doc, "object") == "error") return openai_error(status, *doc);
     } catch (...) {
       // Field access is guarded; this only keeps an unexpected library throw in.
     }
