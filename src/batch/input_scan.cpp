@@ -67,7 +67,7 @@ std::optional<DuplicateId> find_duplicate_id(const IdStream& ids) {
   return found;
 }
 
-InputScan scan_input(InputSource& source) {
+InputScan scan_input(InputSource& source, const Shard* shard) {
   InputScan scan;
   bool first_pass = true;
   const IdStream ids = [&](const IdVisitor& visit) {
@@ -75,13 +75,11 @@ InputScan scan_input(InputSource& source) {
     InputLine line;
     while (source.next(line)) {
       if (first_pass) scan.lines = line.number;
-      if (line.too_long) {
-        if (first_pass) ++scan.requests;
-        if (!visit(std::to_string(line.number), line.number)) break;
-      } else if (!is_blank(line.text)) {
-        if (first_pass) ++scan.requests;
-        if (!visit(line_id(line.text, line.number), line.number)) break;
-      }
+      if (!line.too_long && is_blank(line.text)) continue;
+      const std::string id =
+          line.too_long ? std::to_string(line.number) : line_id(line.text, line.number);
+      if (first_pass && (!shard || shard->holds(id))) ++scan.requests;
+      if (!visit(id, line.number)) break;
     }
     first_pass = false;
   };

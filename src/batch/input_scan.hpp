@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "batch/line_reader.hpp"
+#include "batch/shard.hpp"
 
 namespace detour::batch {
 
@@ -55,12 +56,14 @@ std::optional<DuplicateId> find_duplicate_id(const IdStream& ids);
 
 struct InputScan {
   std::uint64_t lines = 0;     // physical lines, blank ones included
-  std::uint64_t requests = 0;  // non-blank lines: one output line each, bad ones too
+  std::uint64_t requests = 0;  // non-blank lines (of the shard, if one is given): one output
+                               // line each, bad ones too
   std::optional<DuplicateId> duplicate;
 };
 
 // Reads `source` from its start (line_id for every non-blank line, the line number for a
-// too-long one) and leaves it rewound to line 1 for the run. Throws as InputSource does.
-InputScan scan_input(InputSource& source);
+// too-long one) and leaves it rewound to line 1 for the run. Ids repeated anywhere in the
+// file are found whatever the shard. Throws as InputSource does.
+InputScan scan_input(InputSource& source, const Shard* shard = nullptr);
 
 }  // namespace detour::batch

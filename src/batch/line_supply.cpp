@@ -3,14 +3,19 @@
 namespace detour::batch {
 
 LineSupplier supply_lines(InputSource& input, LinePlanner& planner, const ResumeState* resume,
-                          SupplyCounts& counts) {
-  return [&input, &planner, resume, &counts]() -> std::optional<SourcedLine> {
+                          SupplyCounts& counts, const Shard* shard) {
+  return [&input, &planner, resume, &counts, shard]() -> std::optional<SourcedLine> {
     InputLine line;
     while (input.next(line)) {
       std::optional<ParsedLine> parsed = parse_input_line(line, kMaxLineBytes);
       if (!parsed) continue;  // a blank line: no request, no output line
       const std::string& id =
           std::visit([](const auto& l) -> const std::string& { return l.id; }, *parsed);
+      // Before the resume check: a shard's output only ever holds its own ids.
+      if (shard && !shard->holds(id)) {
+        ++counts.other_shards;
+        continue;
+      }
       if (resume && resume->answered_ok(id)) {
         ++counts.skipped_answered;
         continue;

@@ -8,16 +8,19 @@
 #include "batch/plan.hpp"
 #include "batch/resume.hpp"
 #include "batch/runner.hpp"
+#include "batch/shard.hpp"
 
 namespace detour::batch {
 
 struct SupplyCounts {
   std::uint64_t skipped_answered = 0;  // lines left out: --resume found them answered
+  std::uint64_t other_shards = 0;      // lines left out: another shard's (--shard)
 };
 
-// Reads `input` from where it is (the start of a pass). `resume` may be null (a fresh run);
-// `counts` is updated as lines are read. All three must outlive the supplier.
+// Reads `input` from where it is (the start of a pass). `resume` may be null (a fresh run),
+// and `shard` (all lines); `counts` is updated as lines are read. All must outlive the
+// supplier.
 LineSupplier supply_lines(InputSource& input, LinePlanner& planner, const ResumeState* resume,
-                          SupplyCounts& counts);
+                          SupplyCounts& counts, const Shard* shard = nullptr);
 
 }  // namespace detour::batch

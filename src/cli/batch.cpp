@@ -40,6 +40,9 @@ void add_batch_options(CLI::App& command, BatchOptions& o) {
       ->check(CLI::NonNegativeNumber);
   command.add_flag("--dry-run", o.dry_run,
                    "Check every line and print tokens, cost and the least time; send nothing");
+  command.add_option("--shard", o.shard,
+                     "K/N: only the lines whose id falls in shard K of N (split one input "
+                     "over N machines)");
   add_request_options(command, o.request, "--option");
 }
 
@@ -68,6 +71,13 @@ int run_batch(const GlobalOptions& global, const BatchOptions& o) {
   if (o.resume && o.output.empty()) {
     throw UsageError("--resume needs -o FILE: it reads back what FILE holds");
   }
+  std::optional<batch::Shard> shard;
+  if (!o.shard.empty()) {
+    std::string why;
+    shard = batch::parse_shard(o.shard, why);
+    if (!shard) throw UsageError("--shard " + o.shard + ": " + why);
+  }
+  const batch::Shard* only_shard = shard ? &*shard : nullptr;
   const auto format = batch::parse_output_format(o.output_format).value();
   const auto progress_mode = io::parse_progress_mode(o.progress).value();
   const nlohmann::json extra = parse_extra_params(o.request.params, "--option");
@@ -90,10 +100,10 @@ int run_batch(const GlobalOptions& global, const BatchOptions& o) {
 
   batch::InputSource input;
   if (std::string error = input.open(o.input); !error.empty()) throw UsageError(error);
-  const batch::InputScan scan = batch::scan_input(input);
+  const batch::InputScan scan = batch::scan_input(input, only_shard);
   if (scan.duplicate) throw UsageError(o.input + ": " + batch::describe(*scan.duplicate));
 
-  if (o.dry_run) return print_dry_run(input, planner, scan, log, stdout);
+  if (o.dry_run) return print_dry_run(input, planner, scan, only_shard, log, stdout);
 
   batch::BatchOutput output = batch::open_batch_output(
       o.output.empty() ? std::nullopt : std::optional<std::string>(o.output), o.resume);
@@ -123,10 +133,11 @@ int run_batch(const GlobalOptions& global, const BatchOptions& o) {
       global.quiet || no_live_line ? io::ProgressMode::none : progress_mode, stderr,
       isatty(STDERR_FILENO) == 1);
   const auto started = clock.now();
-  batch::Runner runner(
-      {*transport, clock, *engine.state, engine.rng},
-      batch::supply_lines(input, planner, resume, supplied), writer, run_options, observer,
-      [&](const batch::Summary& s) { progress.update(progress_counts(s, total), clock.now()); });
+  batch::Runner runner({*transport, clock, *engine.state, engine.rng},
+                       batch::supply_lines(input, planner, resume, supplied, only_shard), writer,
+                       run_options, observer, [&](const batch::Summary& s) {
+                         progress.update(progress_counts(s, total), clock.now());
+                       });
   batch::Summary summary;
   {
     io::StopLoopOnInterrupt stop_on_interrupt(*transport);
@@ -134,8 +145,7 @@ int run_batch(const GlobalOptions& global, const BatchOptions& o) {
   }
   output.file.close();
   progress.clear();
-  report_summary(log, summary, std::chrono::duration_cast<Millis>(clock.now() - started),
-                 supplied.skipped_answered);
+  report_summary(log, summary, std::chrono::duration_cast<Millis>(clock.now() - started), supplied);
 
   if (summary.interrupted) return static_cast<int>(ExitCode::interrupted);
   return summary.ok == summary.lines ? 0 : static_cast<int>(ExitCode::failed);

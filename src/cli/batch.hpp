@@ -24,6 +24,7 @@ struct BatchOptions {
   std::string progress = "bar";          // --progress bar|plain|none
   std::optional<double> max_cost;        // --max-cost USD
   bool dry_run = false;                  // --dry-run
+  std::string shard;                     // --shard K/N; empty: every line
 };
 
 // The options of `detour batch` on its subcommand (named and described in app.cpp).

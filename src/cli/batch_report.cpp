@@ -38,7 +38,8 @@ io::ProgressCounts progress_counts(const batch::Summary& s, std::uint64_t total)
 }
 
 void report_summary(io::Logger& log, const batch::Summary& s, Millis elapsed,
-                    std::uint64_t skipped_answered) {
+                    const batch::SupplyCounts& supplied) {
+  const std::uint64_t skipped_answered = supplied.skipped_answered;
   nlohmann::json fields = {
       {"lines", s.lines},
       {"ok", s.ok},
@@ -46,6 +47,7 @@ void report_summary(io::Logger& log, const batch::Summary& s, Millis elapsed,
       {"bad_input", s.bad_input},
       {"budget_exceeded", s.not_sent},
       {"already_answered", skipped_answered},
+      {"other_shards", supplied.other_shards},
       {"elapsed_ms", elapsed.count()},
       {"input_tokens", s.input_tokens},
       {"output_tokens", s.output_tokens},
@@ -63,6 +65,9 @@ void report_summary(io::Logger& log, const batch::Summary& s, Millis elapsed,
   if (skipped_answered > 0) {
     text += "; " + io::group_thousands(skipped_answered) + " already answered";
   }
+  if (supplied.other_shards > 0) {
+    text += "; " + io::group_thousands(supplied.other_shards) + " in other shards";
+  }
   if (s.interrupted) text += " (interrupted: --resume completes it)";
   text += "\nbatch: tokens " + io::group_thousands(static_cast<std::uint64_t>(s.input_tokens)) +
           " in, " + io::group_thousands(static_cast<std::uint64_t>(s.output_tokens)) +
@@ -73,10 +78,11 @@ void report_summary(io::Logger& log, const batch::Summary& s, Millis elapsed,
 }
 
 int print_dry_run(batch::InputSource& input, batch::LinePlanner& planner,
-                  const batch::InputScan& scan, io::Logger& log, std::FILE* out) {
+                  const batch::InputScan& scan, const batch::Shard* shard, io::Logger& log,
+                  std::FILE* out) {
   batch::Estimator estimator;
   batch::SupplyCounts counts;
-  auto lines = batch::supply_lines(input, planner, nullptr, counts);
+  auto lines = batch::supply_lines(input, planner, nullptr, counts, shard);
   int named = 0;
   while (auto line = lines()) {
     if (auto* why = std::get_if<std::string>(&line->plan)) {

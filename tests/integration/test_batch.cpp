@@ -352,3 +352,80 @@ TEST_CASE("batch: a line whose first target is busy spills over to the next; bot
   CHECK(env.mock.stats()["rate_limited"].get<int>() <= 2);
   CHECK(second.stats()["rate_limited"].get<int>() <= 2);
 }
+
+TEST_CASE("batch --shard K/N: N runs split one input, every id answered exactly once", "[batch]") {
+  Env env;
+  // 200 good lines and one that is not JSON (its id is its line number, 201): a bad line's
+  // error record belongs to one shard like any other line.
+  const std::string input = env.dir.write("in.jsonl", questions(200) + "not json at all\n");
+  std::map<std::string, int> seen;  // id -> how many shards wrote it
+  std::map<int, std::vector<std::string>> shard_ids;
+  for (int k = 1; k <= 4; ++k) {
+    CAPTURE(k);
+    RunResult r = batch(env, {input, "-m", "oa/m1", "-j", "8", "--shard", std::to_string(k) + "/4",
+                              "--progress", "none"});
+    INFO(r.err);
+    CHECK((r.exit_code == 0 || r.exit_code == 1));  // 1: the shard holding the bad line
+    const auto lines = lines_of(r.out);
+    CHECK(!lines.empty());
+    CHECK(lines.size() < 100);  // about a quarter each
+    for (const auto& line : lines) {
+      const std::string id = line["id"].get<std::string>();
+      ++seen[id];
+      shard_ids[k].push_back(id);
+    }
+    CHECK(r.err.find(std::to_string(201 - lines.size()) + " in other shards") != std::string::npos);
+  }
+  CHECK(seen.size() == 201);
+  for (const auto& [id, times] : seen) {
+    CAPTURE(id);
+    CHECK(times == 1);
+  }
+  CHECK(seen.count("201") == 1);
+  CHECK(env.requests("m1") == 200);  // nothing sent twice, the bad line never sent
+
+  SECTION("a shard's output resumes on its own") {
+    const std::vector<std::string>& mine = shard_ids[2];
+    REQUIRE(mine.size() >= 2);
+    const std::string out = env.dir.path() + "/shard2.jsonl";
+    RunResult first = batch(env, {input, "-m", "oa/m1", "--shard", "2/4", "-o", out});
+    REQUIRE(first.exit_code <= 1);
+    // Cut the output to its first half, as a crash would leave it, then resume.
+    std::istringstream all(env.dir.read("shard2.jsonl"));
+    std::string kept, line;
+    std::set<std::string> kept_ids;
+    for (std::size_t i = 0; i < mine.size() / 2 && std::getline(all, line); ++i) {
+      kept += line + "\n";
+      kept_ids.insert(json::parse(line)["id"].get<std::string>());
+    }
+    env.dir.write("shard2.jsonl", kept);
+    const int before = env.requests("m1");
+    RunResult resumed = batch(env, {input, "-m", "oa/m1", "--shard", "2/4", "-o", out, "--resume"});
+    INFO(resumed.err);
+    CHECK(resumed.exit_code <= 1);
+    std::set<std::string> ids;
+    std::size_t count = 0;
+    for (const auto& l : lines_of(env.dir.read("shard2.jsonl"))) {
+      ids.insert(l["id"].get<std::string>());
+      ++count;
+    }
+    CHECK(count == mine.size());
+    CHECK(ids == std::set<std::string>(mine.begin(), mine.end()));
+    int resent = 0;  // what was cut, less the bad line (never sent)
+    for (const auto& id : mine)
+      resent += (kept_ids.count(id) == 0 && id != "201") ? 1 : 0;
+    CHECK(env.requests("m1") - before == resent);
+  }
+  SECTION("--dry-run counts only the shard's lines") {
+    RunResult r = batch(env, {input, "-m", "oa/m1", "--shard", "3/4", "--dry-run"});
+    CHECK(r.out.find("lines: " + std::to_string(shard_ids[3].size()) + " ") == 0);
+    CHECK(r.out.find(" of 201 in the file") != std::string::npos);
+  }
+  SECTION("a shard that is not K/N is a usage error naming the flag") {
+    RunResult r = batch(env, {input, "-m", "oa/m1", "--shard", "5/4"});
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("--shard 5/4: K must be between 1 and N (4); shards count from 1") !=
+          std::string::npos);
+    CHECK(r.out.empty());
+  }
+}
