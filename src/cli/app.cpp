@@ -61,11 +61,14 @@ void print_error(const std::string& message) {
 
 }  // namespace
 
-int run(int argc, char** argv) {
+int run(int argc, char** argv, const char* revision) {
   CLI::App app{
       "detour: answers from LLM APIs that are rate limited, overloaded, slow, down or wrong"};
   app.name("detour");
-  app.set_version_flag("--version", std::string("detour ") + DETOUR_VERSION);
+  // "detour 0.1.0 (git 1a2b3c4d5e6f)": which release, and which commit it was built from.
+  std::string version = std::string("detour ") + DETOUR_VERSION;
+  if (revision != nullptr && *revision != '\0') version += std::string(" (git ") + revision + ")";
+  app.set_version_flag("--version", version);
   app.require_subcommand(1);
   app.fallthrough();
 
