@@ -5,11 +5,7 @@
 #include <iostream>
 #include <string_view>
 
-#include "cli/ask.hpp"
-#include "cli/batch.hpp"
-#include "cli/global_options.hpp"
-#include "cli/health.hpp"
-#include "cli/limits.hpp"
+#include "cli/complete.hpp"
 #include "core/error.hpp"
 #include "io/log.hpp"
 
@@ -27,7 +23,8 @@ namespace {
 
 void add_global_options(CLI::App& app, GlobalOptions& global) {
   app.add_option("-c,--config", global.config_path,
-                 "Config file (default: $DETOUR_CONFIG, else $XDG_CONFIG_HOME/detour/config.toml)");
+                 "Config file (default: $DETOUR_CONFIG, else $XDG_CONFIG_HOME/detour/config.toml)")
+      ->type_name(kFileValue);
   app.add_option("--state", global.state, "Shared state: sqlite (default), sqlite:///PATH, memory");
   app.add_flag("-v,--verbose", global.verbose,
                "Print every attempt and decision on stderr (repeat for more)");
@@ -61,7 +58,27 @@ void print_error(const std::string& message) {
 
 }  // namespace
 
+void build_command_line(CLI::App& app, CommandLine& line, std::string_view named) {
+  add_global_options(app, line.global);
+  auto command = [&](const char* name, const char* about, auto add_options, auto& options) {
+    CLI::App* sub = app.add_subcommand(name, about);
+    if (named.empty() || named == name) add_options(*sub, options);
+    return sub;
+  };
+  line.ask = command("ask", "One prompt, one answer", add_ask_options, line.ask_options);
+  line.batch = command("batch", "A JSONL file of requests, one answer line each", add_batch_options,
+                       line.batch_options);
+  line.health = command("health", "Probe providers and targets, for people and CI",
+                        add_health_options, line.health_options);
+  line.limits = command("limits", "What the engine knows now: limits, circuits, latency",
+                        add_limits_options, line.limits_options);
+}
+
 int run(int argc, char** argv, const char* revision) {
+  // The completion scripts' question (complete.hpp); not a subcommand users see.
+  if (argc >= 2 && std::string_view(argv[1]) == "__complete") {
+    return run_complete(std::vector<std::string>(argv + 2, argv + argc));
+  }
   CLI::App app{
       "detour: answers from LLM APIs that are rate limited, overloaded, slow, down or wrong"};
   app.name("detour");
@@ -72,27 +89,9 @@ int run(int argc, char** argv, const char* revision) {
   app.require_subcommand(1);
   app.fallthrough();
 
-  GlobalOptions global;
-  add_global_options(app, global);
-  AskOptions ask_options;
-  BatchOptions batch_options;
-  HealthOptions health_options;
-  LimitsOptions limits_options;
-  // Every subcommand exists for the parser, but only the one argv names gets its options: a
-  // one-shot `ask` does not build batch's thirty (tests/bench/run P1).
-  const std::string_view named = named_command(argc, argv);
-  auto command = [&](const char* name, const char* about, auto add_options, auto& options) {
-    CLI::App* sub = app.add_subcommand(name, about);
-    if (named.empty() || named == name) add_options(*sub, options);
-    return sub;
-  };
-  CLI::App* ask = command("ask", "One prompt, one answer", add_ask_options, ask_options);
-  CLI::App* batch = command("batch", "A JSONL file of requests, one answer line each",
-                            add_batch_options, batch_options);
-  CLI::App* health = command("health", "Probe providers and targets, for people and CI",
-                             add_health_options, health_options);
-  CLI::App* limits = command("limits", "What the engine knows now: limits, circuits, latency",
-                             add_limits_options, limits_options);
+  CommandLine line;
+  build_command_line(app, line, named_command(argc, argv));
+  const GlobalOptions& global = line.global;
 
   try {
     app.parse(argc, argv);
@@ -108,10 +107,10 @@ int run(int argc, char** argv, const char* revision) {
   }
 
   try {
-    if (ask->parsed()) return run_ask(global, ask_options);
-    if (batch->parsed()) return run_batch(global, batch_options);
-    if (health->parsed()) return run_health(global, health_options);
-    if (limits->parsed()) return run_limits(global, limits_options);
+    if (line.ask->parsed()) return run_ask(global, line.ask_options);
+    if (line.batch->parsed()) return run_batch(global, line.batch_options);
+    if (line.health->parsed()) return run_health(global, line.health_options);
+    if (line.limits->parsed()) return run_limits(global, line.limits_options);
   } catch (const DetourError& e) {
     // The global options are parsed by now: the error follows --log-format like every line.
     io::Logger(global.log_settings()).error(e.what());

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "cli/ask_observer.hpp"
+#include "cli/complete.hpp"
 #include "cli/engine_setup.hpp"
 #include "cli/flags.hpp"
 #include "core/error.hpp"
@@ -19,7 +20,8 @@ void add_ask_options(CLI::App& command, AskOptions& o) {
   command.add_option("prompt", o.words, "Prompt words (joined by spaces)");
   add_request_options(command, o.request, "-o,--option");
   command.add_option("-f,--file", o.files, "Append a file's contents to the prompt (- is stdin)")
-      ->allow_extra_args(false);
+      ->allow_extra_args(false)
+      ->type_name(kFileValue);
   command.add_flag("--json", o.json, "Print one JSON object with the answer, usage and attempts");
   auto* stream = command.add_flag("--stream", o.stream, "Stream the answer, even into a pipe");
   command

@@ -12,6 +12,7 @@
 #include "batch/resume.hpp"
 #include "cli/ask_observer.hpp"
 #include "cli/batch_report.hpp"
+#include "cli/complete.hpp"
 #include "cli/engine_setup.hpp"
 #include "core/error.hpp"
 #include "io/interrupt.hpp"
@@ -21,8 +22,11 @@ namespace detour::cli {
 
 void add_batch_options(CLI::App& command, BatchOptions& o) {
   command.fallthrough();
-  command.add_option("input", o.input, "JSONL input file (- is stdin)")->required();
-  command.add_option("-o,--output", o.output, "Output file (default stdout; created 0600)");
+  command.add_option("input", o.input, "JSONL input file (- is stdin)")
+      ->required()
+      ->type_name(kFileValue);
+  command.add_option("-o,--output", o.output, "Output file (default stdout; created 0600)")
+      ->type_name(kFileValue);
   command
       .add_option("-j,--concurrency", o.jobs,
                   "Requests in flight at most (default: from the known limits)")

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <set>
 
+#include "cli/complete.hpp"
 #include "cli/engine_setup.hpp"
 #include "cli/flags.hpp"
 #include "core/error.hpp"
@@ -15,7 +16,8 @@ namespace detour::cli {
 
 void add_health_options(CLI::App& command, HealthOptions& o) {
   command.fallthrough();
-  command.add_option("names", o.names, "Targets, providers or routes to probe (default: all)");
+  command.add_option("names", o.names, "Targets, providers or routes to probe (default: all)")
+      ->type_name(kNameValue);
   command.add_option("--probe", o.probe, "models (no tokens spent) or chat (a one-token request)")
       ->check(CLI::IsMember({"models", "chat"}));
   command

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "cli/complete.hpp"
 #include "cli/engine_setup.hpp"
 #include "engine/limits_report.hpp"
 #include "io/table.hpp"
@@ -15,7 +16,8 @@ using nlohmann::json;
 
 void add_limits_options(CLI::App& command, LimitsOptions& o) {
   command.fallthrough();
-  command.add_option("names", o.names, "Providers, provider/model targets or routes to show");
+  command.add_option("names", o.names, "Providers, provider/model targets or routes to show")
+      ->type_name(kNameValue);
   command.add_flag("--json", o.json, "Print one JSON object instead of a table");
 }
 

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "cli/complete.hpp"
 #include "cli/flags.hpp"
 #include "core/error.hpp"
 
@@ -12,7 +13,8 @@ namespace detour::cli {
 void add_request_options(CLI::App& cmd, RequestOptions& o, const std::string& option_flag) {
   cmd.add_option("-m,--model", o.models,
                  "Route, provider/model or model; repeat (or a,b,c) for a fallback chain")
-      ->allow_extra_args(false);
+      ->allow_extra_args(false)
+      ->type_name(kModelValue);
   cmd.add_option("-s,--system", o.system, "System prompt");
   cmd.add_option("--max-tokens", o.max_tokens, "Maximum answer tokens")->check(CLI::PositiveNumber);
   cmd.add_option("--temperature", o.temperature, "Sampling temperature")
@@ -28,7 +30,8 @@ void add_request_options(CLI::App& cmd, RequestOptions& o, const std::string& op
   cmd.add_option("--retries", o.retries, "Retries per target for transient errors (default 2)")
       ->check(CLI::Range(0, 100));
   cmd.add_option("--schema", o.schema_file,
-                 "JSON Schema file the answer must match (asks for JSON output)");
+                 "JSON Schema file the answer must match (asks for JSON output)")
+      ->type_name(kFileValue);
   cmd.add_flag("--require-complete", o.require_complete,
                "An answer cut at max tokens is a failed attempt (truncated)");
   cmd.add_flag("--truncate", o.truncate,

@@ -33,6 +33,10 @@ for path in usr/bin/detour usr/bin/detour-mock; do
 done
 gzip -t "$root/usr/share/man/man1/detour.1.gz" || fail "man page missing or not gzip"
 [[ -s "$root/usr/share/doc/detour/README.md" ]] || fail "README missing from the package"
+for path in usr/share/bash-completion/completions/detour usr/share/zsh/vendor-completions/_detour \
+  usr/share/fish/vendor_completions.d/detour.fish; do
+  [[ -s "$root/$path" ]] || fail "completion $path missing from the package"
+done
 
 version=$("$root/usr/bin/detour" --version)
 [[ "$version" =~ ^detour\ [0-9]+\.[0-9]+\.[0-9]+(\ \(git\ [0-9a-f]{12}(,\ modified)?\))?$ ]] ||
