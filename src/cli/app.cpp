@@ -25,7 +25,9 @@ void add_global_options(CLI::App& app, GlobalOptions& global) {
   app.add_option("-c,--config", global.config_path,
                  "Config file (default: $DETOUR_CONFIG, else $XDG_CONFIG_HOME/detour/config.toml)")
       ->type_name(kFileValue);
-  app.add_option("--state", global.state, "Shared state: sqlite (default), sqlite:///PATH, memory");
+  app.add_option("--state", global.state,
+                 "Shared state: sqlite (default), sqlite:///PATH, memory, "
+                 "redis://[USER:PASSWORD@]HOST[:PORT][/DB]");
   app.add_flag("-v,--verbose", global.verbose,
                "Print every attempt and decision on stderr (repeat for more)");
   app.add_flag("-q,--quiet", global.quiet, "Only errors on stderr");

@@ -156,7 +156,7 @@ json target_json(state::Store& store, const json& limits_doc, const config::Conf
   add_scope(out, target_view(limits_doc, model, target_limits(config, name),
                              provider_limits(config, provider), ms_of(now.wall)));
 
-  const TargetState state = target_state_from_json(store.get("target:" + name));
+  const TargetState state = target_state_from_json(store.get("target:" + name), now.clock_shift_ms);
   const auto breaker = CircuitBreaker::restore(state.breaker, breaker_config, now.steady);
   json circuit = {{"state", std::string(to_string(breaker.state(now.steady)))}, {"until", nullptr}};
   if (auto until = breaker.open_until();

@@ -16,8 +16,8 @@ std::int64_t steady_ms(std::chrono::steady_clock::time_point t) {
 }
 
 // The stored state, minus what belongs to another key.
-TargetState current_state(const json& doc, const std::string& key_id) {
-  TargetState s = target_state_from_json(doc);
+TargetState current_state(const json& doc, const std::string& key_id, std::int64_t shift) {
+  TargetState s = target_state_from_json(doc, shift);
   if (s.key_id != key_id) {
     // Learned with a different key: its breaker (an auth failure above all) says nothing
     // about the key in use now. Stats describe the target and stay.
@@ -31,9 +31,9 @@ TargetState current_state(const json& doc, const std::string& key_id) {
 // Each outcome into the breaker and the stats, in order; an outcome with another key than the
 // state's starts the breaker afresh (see current_state).
 void apply_outcomes(json& doc, const std::vector<RecordedOutcome>& outcomes,
-                    const BreakerConfig& config) {
+                    const BreakerConfig& config, std::int64_t shift) {
   if (outcomes.empty()) return;
-  TargetState s = current_state(doc, outcomes.front().key_id);
+  TargetState s = current_state(doc, outcomes.front().key_id, shift);
   for (const RecordedOutcome& o : outcomes) {
     if (o.key_id != s.key_id) {
       s.breaker = {};
@@ -46,7 +46,7 @@ void apply_outcomes(json& doc, const std::vector<RecordedOutcome>& outcomes,
     if (s.breaker.state != BreakerSnapshot::Stored::half_open) s.probe_claimed_ms.reset();
     record_outcome(s.stats, o.outcome, o.status, o.message, o.latency, o.ttft, o.wall_ms);
   }
-  doc = to_json(s);
+  doc = to_json(s, shift);
 }
 
 RetryBudget budget_in(const json& doc, const BudgetConfig& config) {
@@ -60,7 +60,8 @@ RetryBudget budget_in(const json& doc, const BudgetConfig& config) {
 }  // namespace
 
 SharedState::SharedState(state::Store& store, BreakerConfig breaker, BudgetConfig budget)
-    : view_(store),
+    : store_(store),
+      view_(store),
       limiter_(view_, [this](const std::string& provider) { settled(provider); }),
       breaker_(breaker),
       budget_(budget) {
@@ -70,6 +71,19 @@ SharedState::SharedState(state::Store& store, BreakerConfig breaker, BudgetConfi
   char id[40];
   std::snprintf(id, sizeof id, "%d-%08x%08x", static_cast<int>(::getpid()), entropy(), entropy());
   holder_ = id;
+}
+
+std::int64_t SharedState::clock_shift_ms() const {
+  const auto offset = store_.clock_offset();
+  if (!offset) return 0;
+  using namespace std::chrono;
+  return duration_cast<Millis>(system_clock::now().time_since_epoch() + *offset).count() -
+         duration_cast<Millis>(steady_clock::now().time_since_epoch()).count();
+}
+
+std::int64_t SharedState::wall_ms(const net::Clock& clock) const {
+  const auto offset = store_.clock_offset().value_or(Millis(0));
+  return std::chrono::duration_cast<Millis>(clock.wall_now().time_since_epoch() + offset).count();
 }
 
 SharedState::~SharedState() {
@@ -171,7 +185,8 @@ void SharedState::arm_recheck() {
 }
 
 TargetState SharedState::load(const config::ResolvedTarget& target) {
-  return current_state(view_.get(target_key(target.target)), key_fingerprint(target.api_key));
+  return current_state(view_.get(target_key(target.target)), key_fingerprint(target.api_key),
+                       clock_shift_ms());
 }
 
 Gate SharedState::gate(const config::ResolvedTarget& target, time_point now, Millis probe_timeout,
@@ -182,7 +197,8 @@ Gate SharedState::gate(const config::ResolvedTarget& target, time_point now, Mil
   if (known && known->key_id == key_id && known->breaker.state == BreakerSnapshot::Stored::closed) {
     return Gate{};
   }
-  TargetState s = current_state(view_.get(target_key(target.target)), key_id);
+  const std::int64_t shift = clock_shift_ms();
+  TargetState s = current_state(view_.get(target_key(target.target)), key_id, shift);
   auto breaker = CircuitBreaker::restore(s.breaker, breaker_, now);
   Gate gate;
   switch (breaker.state(now)) {
@@ -198,7 +214,7 @@ Gate SharedState::gate(const config::ResolvedTarget& target, time_point now, Mil
   }
   // Half-open: claim the probe in the store's transaction, from the state as it is now.
   view_.update_now(target_key(target.target), [&](json& doc) {
-    TargetState fresh = current_state(doc, key_id);
+    TargetState fresh = current_state(doc, key_id, shift);
     if (fresh.breaker.state == BreakerSnapshot::Stored::half_open && fresh.probe_claimed_ms &&
         steady_ms(now) - *fresh.probe_claimed_ms > probe_timeout.count()) {
       fresh.breaker.state = BreakerSnapshot::Stored::open;  // the old probe is gone
@@ -212,7 +228,7 @@ Gate SharedState::gate(const config::ResolvedTarget& target, time_point now, Mil
       gate.cause = fresh.stats.last_error;
     }
     fresh.breaker = b.snapshot();
-    doc = to_json(fresh);
+    doc = to_json(fresh, shift);
   });
   return gate;
 }
@@ -224,7 +240,9 @@ void SharedState::record(const config::ResolvedTarget& target, ErrorClass outcom
       key_fingerprint(target.api_key), outcome, status, message, latency, ttft, now, wall_ms};
   const std::string key = target_key(target.target);
   if (view_.syncing()) {
-    view_.change(key, [o, breaker = breaker_](json& doc) { apply_outcomes(doc, {o}, breaker); });
+    view_.change(key, [o, breaker = breaker_, shift = clock_shift_ms()](json& doc) {
+      apply_outcomes(doc, {o}, breaker, shift);
+    });
     return;
   }
   // Outside a sync the outcomes of a target wait together, and the sync replays them on the
@@ -233,9 +251,9 @@ void SharedState::record(const config::ResolvedTarget& target, ErrorClass outcom
   auto& batch = outcome_batches_[key];
   if (!batch || batch->replayed) {
     batch = std::make_shared<OutcomeBatch>();
-    view_.defer(key, [batch, breaker = breaker_](json& doc) {
+    view_.defer(key, [batch, breaker = breaker_, shift = clock_shift_ms()](json& doc) {
       batch->replayed = true;
-      apply_outcomes(doc, batch->outcomes, breaker);
+      apply_outcomes(doc, batch->outcomes, breaker, shift);
     });
   }
   batch->outcomes.push_back(std::move(o));
@@ -243,11 +261,11 @@ void SharedState::record(const config::ResolvedTarget& target, ErrorClass outcom
 
 void SharedState::close_circuit(const config::ResolvedTarget& target) {
   const std::string key_id = key_fingerprint(target.api_key);
-  view_.change(target_key(target.target), [key_id](json& doc) {
-    TargetState s = current_state(doc, key_id);
+  view_.change(target_key(target.target), [key_id, shift = clock_shift_ms()](json& doc) {
+    TargetState s = current_state(doc, key_id, shift);
     s.breaker = {};
     s.probe_claimed_ms.reset();
-    doc = to_json(s);
+    doc = to_json(s, shift);
   });
 }
 

@@ -127,7 +127,16 @@ double ewma(std::optional<double> previous, double sample) {
 
 }  // namespace
 
-json to_json(const TargetState& s) {
+namespace {
+
+std::optional<std::int64_t> shifted(std::optional<std::int64_t> ms, std::int64_t by) {
+  if (ms) *ms += by;
+  return ms;
+}
+
+}  // namespace
+
+json to_json(const TargetState& s, std::int64_t clock_shift_ms) {
   // The times as offsets from the oldest (short numbers), packed, and the outcomes as a string
   // of '0' (ok) and '1' (failed).
   std::vector<std::int64_t> offsets;
@@ -139,12 +148,15 @@ json to_json(const TargetState& s) {
     offsets.push_back(ms - from);
     failures.push_back(failed ? '1' : '0');
   }
-  json window = {{"from_ms", from}, {"after_ms", pack(offsets)}, {"failed", std::move(failures)}};
-  json breaker = {{"state", stored_name(s.breaker.state)},
-                  {"open_until_ms", optional_json(s.breaker.open_until_ms)},
-                  {"consecutive_failures", s.breaker.consecutive_failures},
-                  {"trips", s.breaker.trips},
-                  {"window", std::move(window)}};
+  json window = {{"from_ms", from + clock_shift_ms},
+                 {"after_ms", pack(offsets)},
+                 {"failed", std::move(failures)}};
+  json breaker = {
+      {"state", stored_name(s.breaker.state)},
+      {"open_until_ms", optional_json(shifted(s.breaker.open_until_ms, clock_shift_ms))},
+      {"consecutive_failures", s.breaker.consecutive_failures},
+      {"trips", s.breaker.trips},
+      {"window", std::move(window)}};
   json stats = {{"calls", s.stats.calls},
                 {"success_rate", optional_json(s.stats.success_rate)},
                 {"latency_ms", optional_json(s.stats.latency_ms)},
@@ -160,7 +172,7 @@ json to_json(const TargetState& s) {
   }
   return {{"breaker", std::move(breaker)},
           {"key_id", s.key_id},
-          {"probe_claimed_ms", optional_json(s.probe_claimed_ms)},
+          {"probe_claimed_ms", optional_json(shifted(s.probe_claimed_ms, clock_shift_ms))},
           {"stats", std::move(stats)}};
 }
 
@@ -174,9 +186,10 @@ const json& member_object(const json& doc, const char* key) {
 
 // {"from_ms": T, "after_ms": "0 16 33", "failed": "010"}, or the [[ms, failed], ...] pairs an
 // older detour wrote. Entries that do not parse are skipped.
-void read_window(const json& w, std::vector<std::pair<std::int64_t, bool>>& out) {
+void read_window(const json& w, std::int64_t shift,
+                 std::vector<std::pair<std::int64_t, bool>>& out) {
   if (w.is_object()) {
-    const auto from = field<std::int64_t>(w, "from_ms");
+    const auto from = shifted(field<std::int64_t>(w, "from_ms"), -shift);
     const auto failed = w.find("failed");
     if (!from || failed == w.end() || !failed->is_string()) return;
     const std::string& flags = failed->get_ref<const std::string&>();
@@ -191,17 +204,17 @@ void read_window(const json& w, std::vector<std::pair<std::int64_t, bool>>& out)
   out.reserve(w.size());
   for (const auto& entry : w) {
     if (entry.is_array() && entry.size() == 2 && entry[0].is_number() && entry[1].is_boolean())
-      out.emplace_back(entry[0].get<std::int64_t>(), entry[1].get<bool>());
+      out.emplace_back(entry[0].get<std::int64_t>() - shift, entry[1].get<bool>());
   }
 }
 
 }  // namespace
 
-TargetState target_state_from_json(const json& doc) {
+TargetState target_state_from_json(const json& doc, std::int64_t clock_shift_ms) {
   TargetState s;
   if (!doc.is_object()) return s;
   s.key_id = field<std::string>(doc, "key_id").value_or("");
-  s.probe_claimed_ms = field<std::int64_t>(doc, "probe_claimed_ms");
+  s.probe_claimed_ms = shifted(field<std::int64_t>(doc, "probe_claimed_ms"), -clock_shift_ms);
 
   // References, not json::value's copies: the window and the latency lists are most of the
   // document, and every call's plan reads it (tests/bench/run P2, E1).
@@ -210,10 +223,11 @@ TargetState target_state_from_json(const json& doc) {
   s.breaker.state = state == "open"        ? BreakerSnapshot::Stored::open
                     : state == "half_open" ? BreakerSnapshot::Stored::half_open
                                            : BreakerSnapshot::Stored::closed;
-  s.breaker.open_until_ms = field<std::int64_t>(breaker, "open_until_ms");
+  s.breaker.open_until_ms = shifted(field<std::int64_t>(breaker, "open_until_ms"), -clock_shift_ms);
   s.breaker.consecutive_failures = field<int>(breaker, "consecutive_failures").value_or(0);
   s.breaker.trips = field<int>(breaker, "trips").value_or(0);
-  if (const auto w = breaker.find("window"); w != breaker.end()) read_window(*w, s.breaker.window);
+  if (const auto w = breaker.find("window"); w != breaker.end())
+    read_window(*w, clock_shift_ms, s.breaker.window);
 
   const json& stats = member_object(doc, "stats");
   s.stats.calls = field<std::int64_t>(stats, "calls").value_or(0);

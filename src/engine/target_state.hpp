@@ -59,10 +59,14 @@ std::string route_key(const std::string& route);
 // A short non-reversible tag of a key (FNV-1a, 8 hex digits); "" for no key.
 std::string key_fingerprint(const std::string& api_key);
 
-nlohmann::json to_json(const TargetState& state);
+// The breaker's times are steady-clock ms in memory. A store on this machine keeps them so
+// (clock_shift_ms 0); a store shared by machines, whose steady clocks have nothing in common,
+// keeps them as the store's wall-clock ms: clock_shift_ms is then that clock minus this
+// machine's steady clock (SharedState::clock_shift_ms).
+nlohmann::json to_json(const TargetState& state, std::int64_t clock_shift_ms = 0);
 // Lenient: fields that are missing or of the wrong type take their defaults, so a state file
 // written by another version never breaks a call.
-TargetState target_state_from_json(const nlohmann::json& doc);
+TargetState target_state_from_json(const nlohmann::json& doc, std::int64_t clock_shift_ms = 0);
 
 // Adds one attempt's outcome to the stats (ErrorClass::none for success). `latency` is the
 // attempt's; `ttft` the time to its first token when it streamed.

@@ -1,3 +1,6 @@
+#include <algorithm>
+#include <charconv>
+#include <chrono>
 #include <map>
 #include <mutex>
 
@@ -12,15 +15,26 @@ constexpr const char* kContinuing = "; continuing without shared state (memory)"
 
 // The real store until its first StoreError, then an in-memory one for the rest of the
 // process: shared state makes calls smarter, but losing it must never fail a call.
+//
+// A store on another machine (Redis) can come back: given `reopen`, the store tries it again
+// after kFirstReopen, doubling the wait up to kMaxReopen, and uses it again once it answers.
+// What the process learned in memory meanwhile stays behind; the shared documents win.
 class FallbackStore final : public Store {
  public:
   using Warn = std::function<void(const std::string&)>;
+  using Reopen = std::function<std::unique_ptr<Store>()>;
+  static constexpr Millis kFirstReopen{500};
+  static constexpr Millis kMaxReopen{30'000};
 
-  FallbackStore(std::unique_ptr<Store> primary, Warn warn)
-      : primary_(std::move(primary)), memory_(make_memory_store()), warn_(std::move(warn)) {}
+  FallbackStore(std::unique_ptr<Store> primary, Warn warn, Reopen reopen = nullptr)
+      : primary_(std::move(primary)),
+        memory_(make_memory_store()),
+        warn_(std::move(warn)),
+        reopen_(std::move(reopen)) {}
 
   nlohmann::json get(std::string_view key) override {
     std::lock_guard lock(mutex_);
+    try_reopen();
     if (primary_) {
       try {
         return primary_->get(key);
@@ -33,6 +47,7 @@ class FallbackStore final : public Store {
 
   std::vector<std::pair<std::string, nlohmann::json>> scan(std::string_view prefix) override {
     std::lock_guard lock(mutex_);
+    try_reopen();
     if (primary_) {
       try {
         return primary_->scan(prefix);
@@ -45,6 +60,7 @@ class FallbackStore final : public Store {
 
   void update(std::string_view key, const std::function<void(nlohmann::json&)>& change) override {
     std::lock_guard lock(mutex_);
+    try_reopen();
     if (primary_) {
       // Whatever `change` throws is the caller's own error, even a StoreError, and must reach
       // the caller rather than be mistaken for the store failing.
@@ -75,6 +91,7 @@ class FallbackStore final : public Store {
   // end, to the real store or, if that failed anywhere in the transaction, to memory.
   void transact(const std::function<void(Transaction&)>& body) override {
     std::lock_guard lock(mutex_);
+    try_reopen();
     if (!primary_) {
       memory_->transact(body);
       return;
@@ -135,10 +152,19 @@ class FallbackStore final : public Store {
     return primary_ ? primary_->describe() : memory_->describe();
   }
 
+  std::optional<Millis> clock_offset() const override {
+    std::lock_guard lock(mutex_);
+    if (primary_) last_offset_ = primary_->clock_offset();
+    return last_offset_;  // kept while the store is away: the clocks have not moved apart
+  }
+
   // Public so that a store that could not even be opened can start out in memory. Called with
   // mutex_ held, or before the store is shared.
   void fall_back(const std::string& reason) {
+    if (primary_) last_offset_ = primary_->clock_offset();
     primary_.reset();
+    next_reopen_ = std::chrono::steady_clock::now() + reopen_wait_;
+    reopen_wait_ = std::min(reopen_wait_ * 2, kMaxReopen);
     if (warn_) {
       auto warn = std::move(warn_);
       warn_ = nullptr;
@@ -147,10 +173,27 @@ class FallbackStore final : public Store {
   }
 
  private:
-  mutable std::mutex mutex_;
-  std::unique_ptr<Store> primary_;  // null once it has failed
+  // Called with mutex_ held, before each use while the real store is away.
+  void try_reopen() {
+    if (primary_ || !reopen_ || std::chrono::steady_clock::now() < next_reopen_) return;
+    try {
+      primary_ = reopen_();
+      reopen_wait_ = kFirstReopen;
+    } catch (const StoreError&) {
+      next_reopen_ = std::chrono::steady_clock::now() + reopen_wait_;
+      reopen_wait_ = std::min(reopen_wait_ * 2, kMaxReopen);
+    }
+  }
+
+  // Recursive: a transaction's body may ask clock_offset() (the engine converts times with it).
+  mutable std::recursive_mutex mutex_;
+  std::unique_ptr<Store> primary_;  // null while it is away (for good without reopen_)
   std::unique_ptr<Store> memory_;
   Warn warn_;  // emptied by its one call
+  Reopen reopen_;
+  std::chrono::steady_clock::time_point next_reopen_{};
+  Millis reopen_wait_ = kFirstReopen;
+  mutable std::optional<Millis> last_offset_;
 };
 
 std::unique_ptr<Store> in_memory_after(const std::string& reason, FallbackStore::Warn warn) {
@@ -165,6 +208,24 @@ std::unique_ptr<Store> open_sqlite(const std::string& path, FallbackStore::Warn 
     return std::make_unique<FallbackStore>(make_sqlite_store(path, busy_timeout), std::move(warn));
   } catch (const StoreError& e) {
     return in_memory_after(e.what(), std::move(warn));
+  }
+}
+
+// Reconnects in the background of the calls: at start and whenever the server goes away, the
+// process carries on in memory (one warning) and tries again with backoff.
+std::unique_ptr<Store> open_redis(const RedisAddress& address, FallbackStore::Warn warn,
+                                  Millis busy_timeout) {
+  FallbackStore::Reopen reopen = [address, busy_timeout] {
+    return make_redis_store(address, busy_timeout);
+  };
+  try {
+    return std::make_unique<FallbackStore>(reopen(), std::move(warn), std::move(reopen));
+  } catch (const StoreAuthError& e) {
+    throw ConfigError(std::string("--state: ") + e.what());
+  } catch (const StoreError& e) {
+    auto store = std::make_unique<FallbackStore>(nullptr, std::move(warn), std::move(reopen));
+    store->fall_back(e.what());
+    return store;
   }
 }
 
@@ -183,6 +244,97 @@ std::string without_userinfo(const std::string& url) {
   return url.substr(0, authority) + "***" + url.substr(at);
 }
 
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// RFC 3986 percent-decoding, for a user name or password that holds ':', '@' or '/'. Empty
+// optional when an escape is malformed.
+std::optional<std::string> percent_decoded(std::string_view text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '%') {
+      out += text[i];
+      continue;
+    }
+    if (i + 2 >= text.size()) return std::nullopt;
+    const int high = hex_digit(text[i + 1]), low = hex_digit(text[i + 2]);
+    if (high < 0 || low < 0) return std::nullopt;
+    out += static_cast<char>(high * 16 + low);
+    i += 2;
+  }
+  return out;
+}
+
+std::optional<int> number_in(std::string_view text, int low, int high) {
+  int value = 0;
+  const auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || err != std::errc() || end != text.data() + text.size() || value < low ||
+      value > high)
+    return std::nullopt;
+  return value;
+}
+
+// redis://[USER:PASSWORD@]HOST[:PORT][/DB], the form redis-cli and most clients take. Errors
+// name the URL without its user and password.
+RedisAddress parse_redis_url(const std::string& url) {
+  const auto bad = [&](const std::string& why) {
+    return UsageError("--state: \"" + without_userinfo(url) + "\": " + why +
+                      " (use redis://[USER:PASSWORD@]HOST[:PORT][/DB])");
+  };
+  if (!starts_with(url, "redis://")) throw bad("not a redis:// URL");
+  std::string_view rest = std::string_view(url).substr(std::string_view("redis://").size());
+  if (rest.find_first_of("?#") != std::string_view::npos) throw bad("options are not supported");
+  RedisAddress address;
+  const auto slash = rest.find('/');
+  std::string_view authority = rest.substr(0, slash);
+  if (slash != std::string_view::npos) {
+    const std::string_view db = rest.substr(slash + 1);
+    if (!db.empty()) {
+      const auto n = number_in(db, 0, 1'000'000);
+      if (!n) throw bad("the database must be a number");
+      address.db = *n;
+    }
+  }
+  if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+    const std::string_view userinfo = authority.substr(0, at);
+    authority = authority.substr(at + 1);
+    const auto colon = userinfo.find(':');
+    const auto user = percent_decoded(userinfo.substr(0, colon));
+    const auto password = colon == std::string_view::npos
+                              ? std::optional<std::string>("")
+                              : percent_decoded(userinfo.substr(colon + 1));
+    if (!user || !password) throw bad("a malformed %-escape in the user name or password");
+    address.user = *user;
+    address.password = *password;
+    // redis://PASSWORD@HOST, as some clients write it: a user with no password is a password.
+    if (colon == std::string_view::npos) std::swap(address.user, address.password);
+  }
+  std::string_view port;
+  if (starts_with(std::string(authority), "[")) {
+    const auto close = authority.find(']');
+    if (close == std::string_view::npos) throw bad("an IPv6 address needs its closing ']'");
+    address.host = std::string(authority.substr(1, close - 1));
+    const std::string_view after = authority.substr(close + 1);
+    if (!after.empty() && after.front() != ':') throw bad("unexpected text after the host");
+    if (!after.empty()) port = after.substr(1);
+  } else {
+    const auto colon = authority.rfind(':');
+    address.host = std::string(authority.substr(0, colon));
+    if (colon != std::string_view::npos) port = authority.substr(colon + 1);
+  }
+  if (address.host.empty()) throw bad("no host");
+  if (!port.empty()) {
+    const auto n = number_in(port, 1, 65535);
+    if (!n) throw bad("the port must be a number from 1 to 65535");
+    address.port = *n;
+  }
+  return address;
+}
+
 }  // namespace
 
 std::string default_state_path(
@@ -198,8 +350,8 @@ std::string default_state_path(
 }
 
 StateLocation parse_state_url(const std::string& url) {
-  if (url == "memory") return {StateLocation::Kind::memory, ""};
-  if (url.empty() || url == "sqlite") return {StateLocation::Kind::default_file, ""};
+  if (url == "memory") return {StateLocation::Kind::memory, "", {}};
+  if (url.empty() || url == "sqlite") return {StateLocation::Kind::default_file, "", {}};
 
   if (starts_with(url, "sqlite://")) {
     const std::string path = url.substr(std::string_view("sqlite://").size());
@@ -208,24 +360,28 @@ StateLocation parse_state_url(const std::string& url) {
           "--state: \"" + without_userinfo(url) +
           "\" is not a sqlite URL (use sqlite:///ABSOLUTE/PATH or sqlite:RELATIVE/PATH)");
     }
-    return {StateLocation::Kind::file, path};
+    return {StateLocation::Kind::file, path, {}};
   }
 
   if (starts_with(url, "sqlite:")) {
     const std::string path = url.substr(std::string_view("sqlite:").size());
     if (path.empty()) throw UsageError("--state: \"sqlite:\" names no file");
-    return {StateLocation::Kind::file, path};
+    return {StateLocation::Kind::file, path, {}};
   }
 
-  // Not echoed: a redis URL may carry a password.
-  if (starts_with(url, "redis:") || starts_with(url, "rediss:")) {
-    throw UsageError(
-        "--state: redis state stores are not supported yet (use sqlite, sqlite:///PATH, or "
-        "memory)");
+  if (starts_with(url, "rediss:")) {
+    throw UsageError("--state: \"" + without_userinfo(url) +
+                     "\": Redis over TLS is not supported by this build (Debian's hiredis 0.14 "
+                     "has no TLS); use redis:// over a TLS tunnel such as stunnel");
+  }
+  if (starts_with(url, "redis:")) {
+    StateLocation where{StateLocation::Kind::redis, "", {}};
+    where.redis = parse_redis_url(url);
+    return where;
   }
 
   throw UsageError("--state: unknown state store \"" + without_userinfo(url) +
-                   "\" (use sqlite, sqlite:///PATH, or memory)");
+                   "\" (use sqlite, sqlite:///PATH, memory or redis://HOST:PORT)");
 }
 
 std::unique_ptr<Store> open_store(
@@ -245,6 +401,8 @@ std::unique_ptr<Store> open_store(
     }
     case StateLocation::Kind::file:
       return open_sqlite(where.path, std::move(warn), busy_timeout);
+    case StateLocation::Kind::redis:
+      return open_redis(where.redis, std::move(warn), busy_timeout);
   }
   return make_memory_store();  // unreachable: every kind is handled above
 }

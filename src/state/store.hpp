@@ -26,6 +26,13 @@ class StoreError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A store that answered but refused this user's configuration (a Redis password, ACL or
+// database number): not an outage to ride out but a mistake to report (exit 3).
+class StoreAuthError : public StoreError {
+ public:
+  using StoreError::StoreError;
+};
+
 // What one Store::transact body sees: documents as the store holds them at that moment, and
 // the ones it puts, written when the body returns.
 class Transaction {
@@ -59,8 +66,13 @@ class Store {
   virtual void transact(const std::function<void(Transaction&)>& body) = 0;
 
   // Where the state lives, for messages: "sqlite:///home/u/.local/state/detour/state.db",
-  // "memory".
+  // "memory", "redis://user:***@host:6379" (never a password).
   virtual std::string describe() const = 0;
+
+  // How far the store's clock is ahead of this machine's, for a store shared by machines (Redis:
+  // its server's TIME), so that wall-clock times in the documents -- limiter slots, circuit
+  // cooldowns -- mean the same on every machine. None for a store on this machine.
+  virtual std::optional<Millis> clock_offset() const { return std::nullopt; }
 };
 
 // Nothing persists; one process's map. Also what every store falls back to.
@@ -82,18 +94,37 @@ std::unique_ptr<Store> make_sqlite_store(const std::string& path,
 std::string default_state_path(
     const std::function<std::optional<std::string>(std::string_view)>& env);
 
+// A Redis server: redis://[USER:PASSWORD@]HOST[:PORT][/DB].
+struct RedisAddress {
+  std::string host;
+  int port = 6379;
+  int db = 0;
+  std::string user, password;    // percent-decoded
+  std::string describe() const;  // the URL with the password as "***"
+};
+
+// A Redis server's documents, shared by every process and machine that names it (one lock per
+// transaction, taken and released by Lua scripts). Throws StoreError when the server cannot be
+// reached, StoreAuthError when it refuses the password, user or database.
+std::unique_ptr<Store> make_redis_store(const RedisAddress& address,
+                                        Millis busy_timeout = kDefaultBusyTimeout);
+
 // Where a --state URL points, read without opening anything: "" or "sqlite" (the default
 // file), "sqlite:///abs.db", "sqlite:relative.db", "memory". Anything else throws
 // detour::UsageError naming --state (and the value, unless it may carry a password).
 struct StateLocation {
-  enum class Kind { memory, default_file, file };
+  enum class Kind { memory, default_file, file, redis };
   Kind kind = Kind::default_file;
-  std::string path;  // Kind::file
+  std::string path;    // Kind::file
+  RedisAddress redis;  // Kind::redis
 };
 StateLocation parse_state_url(const std::string& url);
 
 // Opens the store a --state URL names: "" or "sqlite" (the default file), "sqlite:///abs.db",
-// "sqlite:relative.db", "memory". An unknown scheme throws detour::UsageError naming --state
+// "sqlite:relative.db", "memory", "redis://...". A Redis server that cannot be reached, at
+// start or later, is warned about once; the process carries on in memory and tries the server
+// again with backoff, using it again once it answers. A Redis server that refuses the password
+// throws detour::ConfigError (exit 3). An unknown scheme throws detour::UsageError naming --state
 // and the value. A store that is missing, locked, read-only or corrupt never fails a call:
 // `warn` is called once with the reason and the store carries on in memory from then on (the
 // returned store wraps the real one and switches over on its first StoreError).

@@ -203,16 +203,6 @@ TEST_CASE("--no-fallback keeps the target round-robin picked, not the first list
   CHECK(env.requests("b") == 1);
 }
 
-TEST_CASE("--help and config.example.toml promise no redis state store", "[finish]") {
-  auto help = detour::testing::run({detour::testing::detour_bin(), "--help"});
-  CHECK(help.exit_code == 0);
-  CHECK_THAT(help.out, !Catch::Contains("redis"));
-  std::ifstream in(DETOUR_SOURCE_DIR "/config.example.toml");
-  REQUIRE(in);
-  const std::string example((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  CHECK_THAT(example, !Catch::Contains("redis"));
-}
-
 TEST_CASE("health finds an Anthropic model beyond the list's first page", "[finish]") {
   // GET /v1/models pages 20 models at a time unless `limit` says otherwise (up to 1000);
   // detour asks for 1000, so a model on what would be page two is still found.

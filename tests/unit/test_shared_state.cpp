@@ -47,6 +47,30 @@ TEST_CASE("state: a target's document survives a round trip", "[state]") {
   CHECK(back.stats.last_error->at_ms == 2000);
 }
 
+// A store shared by machines (Redis) keeps the breaker's times on the store's wall clock: each
+// machine's steady clock starts at its own boot, so its raw values mean nothing elsewhere.
+TEST_CASE("state: breaker times are shifted onto a shared store's clock and back", "[state]") {
+  engine::TargetState s;
+  s.breaker.state = engine::BreakerSnapshot::Stored::half_open;
+  s.breaker.open_until_ms = 5'000;
+  s.breaker.window = {{1'000, true}, {1'200, false}};
+  s.probe_claimed_ms = 4'000;
+  // Machine A: steady 0 is wall 1,700,000,000,000 ms. Machine B booted 9 s later than A.
+  const std::int64_t shift_a = 1'700'000'000'000, shift_b = shift_a + 9'000;
+  const nlohmann::json doc = engine::to_json(s, shift_a);
+  CHECK(doc["breaker"]["open_until_ms"] == shift_a + 5'000);
+  CHECK(doc["breaker"]["window"]["from_ms"] == shift_a + 1'000);
+  CHECK(doc["probe_claimed_ms"] == shift_a + 4'000);
+  CHECK(engine::target_state_from_json(doc, shift_a).breaker == s.breaker);
+  // Read on B: the same moments, on B's steady clock.
+  const auto on_b = engine::target_state_from_json(doc, shift_b);
+  CHECK(on_b.breaker.open_until_ms == 5'000 - 9'000);
+  CHECK(on_b.breaker.window.front().first == 1'000 - 9'000);
+  CHECK(on_b.probe_claimed_ms == 4'000 - 9'000);
+  // A store on this machine (shift 0) stores steady-clock ms as they are.
+  CHECK(engine::to_json(s)["breaker"]["open_until_ms"] == 5'000);
+}
+
 TEST_CASE("state: documents from elsewhere never break a call", "[state]") {
   for (const char* text : {"null", "[]", "42", R"({"breaker":"x","stats":{"calls":"many"}})",
                            R"({"breaker":{"state":"open","window":[[1],"x",[2,true]]}})",
