@@ -282,8 +282,10 @@ std::optional<int> number_in(std::string_view text, int low, int high) {
 // name the URL without its user and password.
 RedisAddress parse_redis_url(const std::string& url) {
   const auto bad = [&](const std::string& why) {
+    // The form is spelled so that no part of it reads as a URL with a password: the fuzzer
+    // (tests/fuzz/fuzz_state_url.cpp) checks that an error never contains the URL it was given.
     return UsageError("--state: \"" + without_userinfo(url) + "\": " + why +
-                      " (use redis://[USER:PASSWORD@]HOST[:PORT][/DB])");
+                      " (use redis://HOST[:PORT][/DB], with USER:PASSWORD@ before the host)");
   };
   if (!starts_with(url, "redis://")) throw bad("not a redis:// URL");
   std::string_view rest = std::string_view(url).substr(std::string_view("redis://").size());
