@@ -91,7 +91,7 @@ int run_ask(const GlobalOptions& global, const AskOptions& options) {
   EngineSetup engine = setup_engine(global, config, env, log);
   AskObserver observer(log, print_live);
   auto transport = net::make_curl_transport(global.transport_options());
-  net::SystemClock clock;
+  const net::Clock& clock = *engine.clock;
   engine::CallResult result = [&] {
     io::StopLoopOnInterrupt stop_on_interrupt(*transport);
     return engine::run_call({*transport, clock, *engine.state, engine.rng}, std::move(spec),

@@ -126,7 +126,7 @@ int run_batch(const GlobalOptions& global, const BatchOptions& o) {
 
   EngineSetup engine = setup_engine(global, config, env, log);
   auto transport = net::make_curl_transport(global.transport_options());
-  net::SystemClock clock;
+  const net::Clock& clock = *engine.clock;
   AskObserver observer(log, /*print_live=*/false);
   // Approximate after a resume: the answered ids are known, not which lines hold them.
   const std::uint64_t answered = resume ? resume->answered.size() : 0;

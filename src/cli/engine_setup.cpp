@@ -21,6 +21,8 @@ EngineSetup setup_engine(const GlobalOptions& global, const config::Config& conf
   setup.store = state::open_store(url, env, [&log](const std::string& why) { log.warning(why); });
   // describe() never holds a password (redis://user:***@host:port).
   if (log.verbosity() >= 3) log.verbose(3, "state: " + setup.store->describe());
+  setup.clock = std::make_unique<net::OffsetClock>(
+      [store = setup.store.get()] { return store->clock_offset().value_or(Millis(0)); });
   setup.state = std::make_unique<engine::SharedState>(*setup.store, breaker_config(config.breaker));
   setup.rng.seed(std::random_device{}());
   return setup;

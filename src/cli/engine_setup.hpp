@@ -14,6 +14,9 @@ namespace detour::cli {
 
 struct EngineSetup {
   std::unique_ptr<state::Store> store;
+  // The engine's clock: wall-clock time on the store's clock (a Redis server's, when machines
+  // share one; this machine's otherwise).
+  std::unique_ptr<net::Clock> clock;
   std::unique_ptr<engine::SharedState> state;
   std::mt19937_64 rng;
 };

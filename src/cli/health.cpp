@@ -165,7 +165,7 @@ int run_health(const GlobalOptions& global, const HealthOptions& o) {
   const auto probes = select_probes(config, o.names, env);
   EngineSetup engine = setup_engine(global, config, env, log);
   auto transport = net::make_curl_transport(global.transport_options());
-  net::SystemClock clock;
+  const net::Clock& clock = *engine.clock;
   const auto started_wall = clock.wall_now();
   const auto started = clock.now();
   std::vector<engine::ProbeResult> results;

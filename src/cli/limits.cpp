@@ -166,8 +166,8 @@ int run_limits(const GlobalOptions& global, const LimitsOptions& options) {
   const config::Config config = config::load_config(global.config_path, env);
   EngineSetup engine = setup_engine(global, config, env, log);
   // Times as the documents hold them: on the store's clock when machines share it.
-  engine::ReportTime now{std::chrono::system_clock::now() + engine.state->clock_offset(),
-                         std::chrono::steady_clock::now(), engine.state->clock_shift_ms()};
+  engine::ReportTime now{engine.clock->wall_now(), engine.clock->now(),
+                         engine.state->clock_shift_ms()};
   const json report = engine::limits_report(*engine.store, config, options.names,
                                             breaker_config(config.breaker), now);
   std::string out;

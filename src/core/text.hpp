@@ -17,6 +17,15 @@ inline bool equals_ignoring_case(std::string_view a, std::string_view b) {
   return true;
 }
 
+// The value of one hexadecimal digit (either case), -1 for any other character: %-escapes in
+// URLs and JSON pointers.
+inline int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
 // A header name that carries a credential, whatever a provider calls it: Authorization,
 // Proxy-Authorization, api-key, x-api-key, x-goog-api-key, x-portkey-api-key, cookies. Matching
 // the telling parts catches the next provider's invention too.

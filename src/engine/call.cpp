@@ -123,7 +123,7 @@ void Call::plan() {
   const auto& targets = spec_.chain.targets;
   progress_.resize(targets.size());
   std::vector<RouteCandidate> candidates;
-  const std::int64_t now_ms = ctx_.state.wall_ms(ctx_.clock);
+  const std::int64_t now_ms = wall_ms(ctx_.clock);
   const std::int64_t breaker_window_ms = ctx_.state.breaker_config().window.count();
   for (std::size_t i = 0; i < targets.size(); ++i) {
     progress_[i].state = ctx_.state.load(targets[i]);
@@ -501,7 +501,7 @@ void Call::end_in_flight(const std::string& why) {
     record.error = ErrorClass::cancelled;
     record.message = why;
     ctx_.state.record(spec_.chain.targets[attempt->index], ErrorClass::cancelled, std::nullopt, why,
-                      record.latency, std::nullopt, ctx_.clock.now(), ctx_.state.wall_ms(ctx_.clock));
+                      record.latency, std::nullopt, ctx_.clock.now(), wall_ms(ctx_.clock));
     result_.attempts.push_back(record);
     observer_.on_attempt_end(record, why);
     detach(*attempt, ctx_.transport);

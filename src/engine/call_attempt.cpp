@@ -16,6 +16,10 @@ using std::chrono::duration_cast;
 // asking another target too. Long enough not to double every call of a healthy provider.
 constexpr Millis kDefaultHedgeDelay{2000};
 
+std::int64_t wall_ms(const net::Clock& clock) {
+  return duration_cast<Millis>(clock.wall_now().time_since_epoch()).count();
+}
+
 void detach(Call::Attempt& attempt, net::Transport& transport) {
   attempt.owner = nullptr;
   if (attempt.first_token_timer) transport.cancel_timer(*attempt.first_token_timer);
@@ -232,8 +236,7 @@ void Call::complete_attempt(const std::shared_ptr<Attempt>& attempt, net::HttpRe
   std::optional<providers::Usage> usage;  // what the reply says it used, valid or not
   const providers::RateLimitInfo headers =
       response.status != 0
-          ? providers::parse_rate_limit_headers(response.headers,
-                                                ctx_.clock.wall_now() + ctx_.state.clock_offset())
+          ? providers::parse_rate_limit_headers(response.headers, ctx_.clock.wall_now())
           : providers::RateLimitInfo{};
 
   if (attempt->key_failure) {
@@ -290,7 +293,7 @@ void Call::complete_attempt(const std::shared_ptr<Attempt>& attempt, net::HttpRe
   // teach its state (breaker, stats, retry budget) nothing.
   if (!attempt->key_failure && !stale_token) {
     ctx_.state.record(target, record.error, record.status, record.message, record.latency,
-                      record.ttft, ctx_.clock.now(), ctx_.state.wall_ms(ctx_.clock));
+                      record.ttft, ctx_.clock.now(), wall_ms(ctx_.clock));
     if (!attempt->lost) ctx_.state.budget_outcome(target.target.provider, record.error);
   }
   result_.attempts.push_back(record);

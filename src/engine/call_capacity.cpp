@@ -49,7 +49,7 @@ AdmissionRequest Call::admission_request(std::size_t index, Millis max_wait) con
   if (!spec_.request.max_tokens && target.provider && target.provider->protocol == "anthropic")
     answer = providers::kAnthropicDefaultMaxTokens;
   request.tokens = static_cast<double>(estimate_input_tokens(spec_.request) + answer);
-  request.now_ms = static_cast<double>(ctx_.state.wall_ms(ctx_.clock));
+  request.now_ms = static_cast<double>(wall_ms(ctx_.clock));
   request.max_wait_ms = static_cast<double>(max_wait.count());
   request.holder = ctx_.state.holder();
   request.lease_ms = static_cast<double>((spec_.timeout + Millis(5000)).count());
@@ -283,7 +283,7 @@ void Call::release(std::size_t index, const Reservation& reservation, bool reach
   feedback.holder = reservation.holder;
   feedback.reserved_tokens = reservation.tokens;
   feedback.reached_provider = reached_provider;
-  feedback.now_ms = static_cast<double>(ctx_.state.wall_ms(ctx_.clock));
+  feedback.now_ms = static_cast<double>(wall_ms(ctx_.clock));
   ctx_.state.limiter().settle(limit_scope(spec_.chain.targets[index]), feedback);
 }
 
@@ -310,7 +310,7 @@ void Call::settle_capacity(const Attempt& attempt, const net::HttpResponse& resp
     f.used_tokens =
         static_cast<double>(usage->input_tokens.value_or(0) + usage->output_tokens.value_or(0));
   }
-  f.now_ms = static_cast<double>(ctx_.state.wall_ms(ctx_.clock));
+  f.now_ms = static_cast<double>(wall_ms(ctx_.clock));
   if (record.error == ErrorClass::rate_limited) {
     const Millis hint = outcome.hint.value_or(headers.requests_reset.value_or(Millis(1000)));
     f.blocked_until_ms = f.now_ms + static_cast<double>(hint.count());

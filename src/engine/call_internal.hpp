@@ -78,5 +78,6 @@ void detach(Call::Attempt& attempt, net::Transport& transport);
 AttemptRecord skipped_open_record(const config::ResolvedTarget& target, const Gate& gate,
                                   const net::Clock& clock);
 
+std::int64_t wall_ms(const net::Clock& clock);
 
 }  // namespace detour::engine

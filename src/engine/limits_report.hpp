@@ -17,7 +17,7 @@
 namespace detour::engine {
 
 struct ReportTime {
-  std::chrono::system_clock::time_point wall;    // on the store's clock (SharedState::wall_ms)
+  std::chrono::system_clock::time_point wall;    // on the store's clock (EngineSetup::clock)
   std::chrono::steady_clock::time_point steady;  // the breaker's clock
   std::int64_t clock_shift_ms = 0;               // SharedState::clock_shift_ms
 };

@@ -184,7 +184,7 @@ class ExchangeJob final : public Job {
 void record(const std::vector<ProbeTarget>& probes, std::vector<ProbeResult>& results,
             const ProbeOptions& options, const net::Clock& clock, SharedState& state) {
   const auto now = clock.now();
-  const std::int64_t wall = state.wall_ms(clock);
+  const std::int64_t wall = duration_cast<Millis>(clock.wall_now().time_since_epoch()).count();
   for (std::size_t i = 0; i < probes.size(); ++i) {
     ProbeResult& r = results[i];
     const config::ResolvedTarget& target = probes[i].target;

@@ -81,11 +81,6 @@ std::int64_t SharedState::clock_shift_ms() const {
          duration_cast<Millis>(steady_clock::now().time_since_epoch()).count();
 }
 
-std::int64_t SharedState::wall_ms(const net::Clock& clock) const {
-  const auto offset = store_.clock_offset().value_or(Millis(0));
-  return std::chrono::duration_cast<Millis>(clock.wall_now().time_since_epoch() + offset).count();
-}
-
 SharedState::~SharedState() {
   ++*generation_;  // a sync timer still in some loop must not reach a destroyed state
 }

@@ -73,10 +73,6 @@ class SharedState {
   // Writes what is pending now, in one transaction (none when nothing is), and forgets the
   // timer asked of the loop: `ask` does this after printing its answer.
   void flush();
-  // Wall-clock ms as the store counts them: this machine's clock, plus the store's offset when
-  // machines share it (limiter slots must mean the same time on every machine).
-  std::int64_t wall_ms(const net::Clock& clock) const;
-  Millis clock_offset() const { return store_.clock_offset().value_or(Millis(0)); }
   // The store's wall clock minus this machine's steady clock, for the breaker's times in a
   // store shared by machines; 0 for a store on this machine (target_state.hpp, to_json).
   std::int64_t clock_shift_ms() const;

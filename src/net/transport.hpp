@@ -58,6 +58,23 @@ class SystemClock final : public Clock {
   }
 };
 
+// This machine's steady clock, and for wall-clock time a shared store's (`offset` returns how far
+// it is ahead of this machine's): limiter slots, in-flight expiries and header reset times are
+// wall-clock times in the shared documents, and must mean the same moment on every machine.
+class OffsetClock final : public Clock {
+ public:
+  explicit OffsetClock(std::function<Millis()> offset) : offset_(std::move(offset)) {}
+  std::chrono::steady_clock::time_point now() const override {
+    return std::chrono::steady_clock::now();
+  }
+  std::chrono::system_clock::time_point wall_now() const override {
+    return std::chrono::system_clock::now() + offset_();
+  }
+
+ private:
+  std::function<Millis()> offset_;
+};
+
 struct CurlTransportOptions {
   long max_connections_per_host = 64;
   bool verbose = false;

@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "core/error.hpp"
+#include "core/text.hpp"
 #include "state/store.hpp"
 
 namespace detour::state {
@@ -244,13 +245,6 @@ std::string without_userinfo(const std::string& url) {
   return url.substr(0, authority) + "***" + url.substr(at);
 }
 
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // RFC 3986 percent-decoding, for a user name or password that holds ':', '@' or '/'. Empty
 // optional when an escape is malformed.
 std::optional<std::string> percent_decoded(std::string_view text) {
@@ -261,7 +255,7 @@ std::optional<std::string> percent_decoded(std::string_view text) {
       continue;
     }
     if (i + 2 >= text.size()) return std::nullopt;
-    const int high = hex_digit(text[i + 1]), low = hex_digit(text[i + 2]);
+    const int high = hex_value(text[i + 1]), low = hex_value(text[i + 2]);
     if (high < 0 || low < 0) return std::nullopt;
     out += static_cast<char>(high * 16 + low);
     i += 2;

@@ -71,6 +71,19 @@ TEST_CASE("state: breaker times are shifted onto a shared store's clock and back
   CHECK(engine::to_json(s)["breaker"]["open_until_ms"] == 5'000);
 }
 
+// The engine's clock when machines share a store: slots and expiries on the store's clock.
+TEST_CASE("state: the engine's wall clock follows a shared store's clock", "[state]") {
+  Millis offset{0};
+  const net::OffsetClock clock([&offset] { return offset; });
+  const auto ms = [](std::chrono::system_clock::time_point t) {
+    return std::chrono::duration_cast<Millis>(t.time_since_epoch()).count();
+  };
+  const auto here = ms(std::chrono::system_clock::now());
+  CHECK(std::abs(ms(clock.wall_now()) - here) < 1000);
+  offset = Millis(-90'000);  // the server is 90 s behind this machine
+  CHECK(std::abs(ms(clock.wall_now()) - (here - 90'000)) < 1000);
+}
+
 TEST_CASE("state: documents from elsewhere never break a call", "[state]") {
   for (const char* text : {"null", "[]", "42", R"({"breaker":"x","stats":{"calls":"many"}})",
                            R"({"breaker":{"state":"open","window":[[1],"x",[2,true]]}})",
