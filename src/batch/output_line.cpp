@@ -57,7 +57,8 @@ Json detour_success(const LineContext& line, const engine::CallResult& result) {
   out["degraded"] = result.degraded;
   out["finish_reason"] = reply.finish_reason.empty() ? Json(nullptr) : Json(reply.finish_reason);
   out["usage"] = {{"input_tokens", optional_json(reply.usage.input_tokens)},
-                  {"output_tokens", optional_json(reply.usage.output_tokens)}};
+                  {"output_tokens", optional_json(reply.usage.output_tokens)},
+                  {"cached_input_tokens", optional_json(reply.usage.cached_input_tokens)}};
   out["cost_usd"] = optional_json(result.cost_usd);
   out["latency_ms"] = result.latency.count();
   out["attempts"] = attempts_sent(result);
@@ -114,6 +115,9 @@ Json chat_completion(const LineContext& line, const engine::CallResult& result,
     const std::int64_t output = reply.usage.output_tokens.value_or(0);
     usage = {
         {"prompt_tokens", input}, {"completion_tokens", output}, {"total_tokens", input + output}};
+    if (reply.usage.cached_input_tokens) {
+      usage["prompt_tokens_details"] = {{"cached_tokens", *reply.usage.cached_input_tokens}};
+    }
   }
   // detour's finish words for an answer are OpenAI's own (stop, length, tool_calls;
   // engine/finish_reason.cpp); a reply that gave none ended normally.

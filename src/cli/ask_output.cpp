@@ -48,7 +48,8 @@ nlohmann::ordered_json result_to_json(const engine::CallResult& result,
                                ? nlohmann::ordered_json(nullptr)
                                : nlohmann::ordered_json(reply.finish_reason);
     out["usage"] = {{"input_tokens", optional_json(reply.usage.input_tokens)},
-                    {"output_tokens", optional_json(reply.usage.output_tokens)}};
+                    {"output_tokens", optional_json(reply.usage.output_tokens)},
+                    {"cached_input_tokens", optional_json(reply.usage.cached_input_tokens)}};
     out["cost_usd"] = optional_json(result.cost_usd);
   } else {
     out["error"] = {{"class", engine::to_string(result.error)},

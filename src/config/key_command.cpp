@@ -1,6 +1,9 @@
 #include "config/key_command.hpp"
 
+#include <condition_variable>
 #include <map>
+#include <mutex>
+#include <thread>
 
 namespace detour::config {
 
@@ -75,56 +78,117 @@ std::vector<std::string> split_command(const std::string& command) {
   return words;
 }
 
-KeyCommand::KeyCommand(std::string provider, std::string command, std::optional<Millis> ttl,
-                       Runner runner, std::function<Clock::time_point()> now)
-    : provider_(std::move(provider)),
-      command_(std::move(command)),
-      argv_(split_command(command_)),
-      ttl_(ttl),
-      runner_(std::move(runner)),
-      now_(std::move(now)) {}
+struct KeyCommand::Shared {
+  std::string provider;
+  std::vector<std::string> argv;
+  std::optional<Millis> ttl;
+  Runner runner;
+  std::function<Clock::time_point()> now;
 
-void KeyCommand::fail(std::string why, Clock::time_point now) {
-  failure_ = why;
-  failed_at_ = now;
-  throw KeyCommandError(std::move(why));
+  mutable std::mutex mutex;
+  std::condition_variable finished;
+  bool running = false;
+  std::optional<std::string> key;
+  Clock::time_point fetched_at;        // when the run that printed `key` started
+  std::optional<std::string> failure;  // why the last run gave no key
+  Clock::time_point failed_at;
+
+  // Runs the command (without the lock: it may take seconds) and records what it gave.
+  void run(Clock::time_point started) {
+    // The program's name, never its arguments: those may be a vault path or carry a secret.
+    const std::string what = "provider " + provider + ": api_key_cmd (" + argv.front() + ")";
+    const io::CommandResult result = runner(argv, kTimeout);
+    std::string why;
+    std::string printed_key;
+    if (!result.started) {
+      why = what + " could not be run: " + result.error;
+    } else if (result.timed_out) {
+      why = what + " did not finish within " + format_duration(kTimeout);
+    } else if (result.exit_status != 0) {
+      why = what + " failed" +
+            (result.exit_status > 0 ? " with exit status " + std::to_string(result.exit_status)
+                                    : std::string(" (killed by a signal)")) +
+            "; its output is not shown, as it may hold a secret";
+    } else {
+      printed_key = first_line(result.output);
+      if (printed_key.empty()) why = what + " printed no key on its first line";
+    }
+    {
+      std::lock_guard lock(mutex);
+      running = false;
+      if (why.empty()) {
+        key = std::move(printed_key);
+        fetched_at = started;
+      } else {
+        failure = std::move(why);
+        failed_at = started;
+      }
+    }
+    finished.notify_all();
+  }
+
+  // The outcome of the run that just ended: its key, or its failure thrown.
+  Key outcome() const {
+    if (key) return {*key, true};
+    throw KeyCommandError(failure.value_or("provider " + provider + ": api_key_cmd gave no key"));
+  }
+};
+
+void KeyCommand::run_on_thread(std::function<void()> work) {
+  std::thread(std::move(work)).detach();
+}
+
+KeyCommand::KeyCommand(std::string provider, std::string command, std::optional<Millis> ttl,
+                       Runner runner, std::function<Clock::time_point()> now, Launcher launcher)
+    : shared_(std::make_shared<Shared>()), launcher_(std::move(launcher)) {
+  shared_->provider = std::move(provider);
+  shared_->argv = split_command(command);
+  shared_->ttl = ttl;
+  shared_->runner = std::move(runner);
+  shared_->now = std::move(now);
+}
+
+const std::string& KeyCommand::provider() const {
+  return shared_->provider;
+}
+
+std::optional<KeyCommand::Key> KeyCommand::poll() {
+  Shared& s = *shared_;
+  Clock::time_point started;
+  {
+    std::lock_guard lock(s.mutex);
+    if (s.running) return std::nullopt;
+    started = s.now();
+    if (s.key && (!s.ttl || started - s.fetched_at < *s.ttl)) return Key{*s.key, false};
+    s.key.reset();
+    if (s.failure && started - s.failed_at < kFailureKept) throw KeyCommandError(*s.failure);
+    s.failure.reset();
+    s.running = true;
+  }
+  launcher_([shared = shared_, started] { shared->run(started); });
+  // An inline launcher has finished the run already.
+  std::lock_guard lock(s.mutex);
+  if (s.running) return std::nullopt;
+  return s.outcome();
 }
 
 KeyCommand::Key KeyCommand::get() {
-  std::lock_guard lock(mutex_);
-  const auto now = now_();
-  if (key_ && (!ttl_ || now - fetched_at_ < *ttl_)) return {*key_, false};
-  key_.reset();
-  if (failure_ && now - failed_at_ < kFailureKept) throw KeyCommandError(*failure_);
-  failure_.reset();
-  // The program's name, never its arguments: those may be a vault path or carry a secret.
-  const std::string what = "provider " + provider_ + ": api_key_cmd (" + argv_.front() + ")";
-  const io::CommandResult result = runner_(argv_, kTimeout);
-  if (!result.started) fail(what + " could not be run: " + result.error, now);
-  if (result.timed_out) fail(what + " did not finish within " + format_duration(kTimeout), now);
-  if (result.exit_status != 0) {
-    fail(what + " failed" +
-             (result.exit_status > 0 ? " with exit status " + std::to_string(result.exit_status)
-                                     : std::string(" (killed by a signal)")) +
-             "; its output is not shown, as it may hold a secret",
-         now);
-  }
-  std::string key = first_line(result.output);
-  if (key.empty()) fail(what + " printed no key on its first line", now);
-  key_ = key;
-  fetched_at_ = now;
-  return {std::move(key), true};
+  if (auto key = poll()) return *key;
+  Shared& s = *shared_;
+  std::unique_lock lock(s.mutex);
+  s.finished.wait(lock, [&] { return !s.running; });
+  return s.outcome();
 }
 
 void KeyCommand::invalidate() {
-  std::lock_guard lock(mutex_);
-  key_.reset();
-  failure_.reset();
+  std::lock_guard lock(shared_->mutex);
+  shared_->key.reset();
+  shared_->failure.reset();
 }
 
 std::optional<std::string> KeyCommand::cached() const {
-  std::lock_guard lock(mutex_);
-  return key_;
+  std::lock_guard lock(shared_->mutex);
+  return shared_->key;
 }
 
 std::shared_ptr<KeyCommand> key_command_for(const std::string& provider, const std::string& command,

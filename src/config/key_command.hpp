@@ -5,7 +5,6 @@
 #include <chrono>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -32,6 +31,12 @@ class KeyCommand {
  public:
   using Clock = std::chrono::steady_clock;
   using Runner = std::function<io::CommandResult(const std::vector<std::string>&, Millis)>;
+  // Where the command runs: by default a thread of its own, so that a batch's event loop goes
+  // on with other providers' requests while `gcloud` takes its second or two. Tests pass
+  // run_inline to decide the order themselves.
+  using Launcher = std::function<void(std::function<void()>)>;
+  static void run_on_thread(std::function<void()> work);
+  static void run_inline(std::function<void()> work) { work(); }
 
   struct Key {
     std::string value;
@@ -44,31 +49,28 @@ class KeyCommand {
   static constexpr Millis kFailureKept{10'000};
 
   KeyCommand(std::string provider, std::string command, std::optional<Millis> ttl,
-             Runner runner = io::run_command, std::function<Clock::time_point()> now = Clock::now);
+             Runner runner = io::run_command, std::function<Clock::time_point()> now = Clock::now,
+             Launcher launcher = run_on_thread);
 
-  // The cached key, or the command's output when there is none or it has expired. Throws
-  // KeyCommandError naming the provider and the program when the command fails.
+  // Never waits: the cached key, or, when there is none or it has expired, nothing yet -- the
+  // command is started (once, however many ask) and a later poll has its key. Throws
+  // KeyCommandError, naming the provider and the program, while its last failure is kept.
+  std::optional<Key> poll();
+  // Waits for the command when it has to run (health's one-off uses, tests).
   Key get();
-  // Forgets the cached key (the provider refused it) and any failure: the next get() runs the
+  // Forgets the cached key (the provider refused it) and any failure: the next poll runs the
   // command.
   void invalidate();
   // The key currently cached (for redaction), if any.
   std::optional<std::string> cached() const;
-  const std::string& provider() const { return provider_; }
+  const std::string& provider() const;
 
  private:
-  std::string provider_;
-  std::string command_;
-  std::vector<std::string> argv_;
-  std::optional<Millis> ttl_;
-  Runner runner_;
-  std::function<Clock::time_point()> now_;
-  mutable std::mutex mutex_;  // a batch's probes and calls share one per provider
-  std::optional<std::string> key_;
-  Clock::time_point fetched_at_;
-  std::optional<std::string> failure_;  // why the last run gave no key
-  Clock::time_point failed_at_;
-  [[noreturn]] void fail(std::string why, Clock::time_point now);
+  // What the command's thread shares with this object; it outlives the object when the
+  // process ends while the command runs.
+  struct Shared;
+  std::shared_ptr<Shared> shared_;
+  Launcher launcher_;
 };
 
 // The one KeyCommand of a provider in this process, made on first request, so that every

@@ -1,5 +1,6 @@
 // What a resolved target carries beyond its URL and key: extra headers and query parameters,
 // the CAs to trust and where its key comes from (README, "Providers").
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -41,10 +42,18 @@ void add_secret(std::vector<std::string>& secrets, const std::string& value) {
   }
 }
 
-void check_readable(const std::string& path, const std::string& what) {
+// A CA bundle is one PEM file; curl would otherwise fail every request to the provider with
+// a TLS error that does not say which setting is wrong.
+void check_ca_file(const std::string& path, const std::string& what) {
   if (::access(path.c_str(), R_OK) != 0) {
     const int err = errno;
     throw ConfigError(what + " " + path + ": cannot read it: " + std::strerror(err));
+  }
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    throw ConfigError(what + " " + path +
+                      ": is a directory, not a PEM file (a directory of hashed certificates "
+                      "goes in SSL_CERT_DIR)");
   }
 }
 
@@ -92,10 +101,10 @@ void resolve_extras(const ProviderConfig& provider, const EnvLookup& env, Resolv
   out.query = provider.query;
 
   if (!provider.ca_bundle.empty()) {
-    check_readable(provider.ca_bundle, "provider " + provider.name + ": ca_bundle");
+    check_ca_file(provider.ca_bundle, "provider " + provider.name + ": ca_bundle");
     out.ca_bundle = provider.ca_bundle;
   } else if (auto file = env_value(env, "SSL_CERT_FILE")) {
-    check_readable(*file, "SSL_CERT_FILE");
+    check_ca_file(*file, "SSL_CERT_FILE");
     out.ca_bundle = *file;
   } else if (auto dir = env_value(env, "SSL_CERT_DIR")) {
     out.ca_path = *dir;

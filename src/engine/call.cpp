@@ -32,7 +32,13 @@ std::optional<double> cost_of(const config::ModelConfig& model, const providers:
   if (!model.input_cost || !model.output_cost || !usage.input_tokens || !usage.output_tokens) {
     return std::nullopt;
   }
-  return (static_cast<double>(*usage.input_tokens) * *model.input_cost +
+  // Tokens read from a prompt cache cost cached_input_cost (input_cost when the model has none:
+  // never less than it may be billed). Tokens written to a cache are priced as input.
+  const std::int64_t cached =
+      std::clamp<std::int64_t>(usage.cached_input_tokens.value_or(0), 0, *usage.input_tokens);
+  const double cached_cost = model.cached_input_cost.value_or(*model.input_cost);
+  return (static_cast<double>(*usage.input_tokens - cached) * *model.input_cost +
+          static_cast<double>(cached) * cached_cost +
           static_cast<double>(*usage.output_tokens) * *model.output_cost) /
          1e6;
 }
@@ -114,7 +120,7 @@ void Call::cancel() {
   }
   cancel_waits();
   for (auto& attempt : in_flight_)
-    ctx_.transport.cancel(attempt->request);
+    stop_attempt(attempt);
 }
 
 // Decides the order of the chain for this call and, with --truncate, shrinks the request to

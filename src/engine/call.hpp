@@ -23,6 +23,8 @@
 
 namespace detour::engine {
 
+struct TargetKey;  // engine/target_endpoint.hpp
+
 struct Reservation;
 
 struct CallSpec {
@@ -178,6 +180,9 @@ class Call {
 
   // call_attempt.cpp: one exchange with one target.
   void start_attempt(std::size_t index, Millis waited, bool hedge);
+  void send_when_keyed(const std::shared_ptr<Attempt>& attempt);  // api_key_cmd may still run
+  void stop_attempt(const std::shared_ptr<Attempt>& attempt);     // cancels it, sent or not
+  void send(const std::shared_ptr<Attempt>& attempt, const TargetKey& key);
   void complete_attempt(const std::shared_ptr<Attempt>& attempt, net::HttpResponse response);
   void arm_hedge(const std::shared_ptr<Attempt>& attempt);
   void hedge(const std::shared_ptr<Attempt>& attempt, Millis delay);

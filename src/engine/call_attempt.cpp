@@ -24,11 +24,11 @@ void detach(Call::Attempt& attempt, net::Transport& transport) {
   attempt.owner = nullptr;
   if (attempt.first_token_timer) transport.cancel_timer(*attempt.first_token_timer);
   if (attempt.hedge_timer) transport.cancel_timer(*attempt.hedge_timer);
-  if (attempt.key_failure_timer) transport.cancel_timer(*attempt.key_failure_timer);
+  if (attempt.key_timer) transport.cancel_timer(*attempt.key_timer);
   attempt.first_token_timer.reset();
   attempt.hedge_timer.reset();
-  attempt.key_failure_timer.reset();
-  if (!attempt.key_failure) transport.cancel(attempt.request);
+  attempt.key_timer.reset();
+  if (attempt.request != 0) transport.cancel(attempt.request);
 }
 
 AttemptRecord skipped_open_record(const config::ResolvedTarget& target, const Gate& gate,
@@ -83,24 +83,62 @@ void Call::start_attempt(std::size_t index, Millis waited, bool hedge) {
   observer_.on_attempt_start(target,
                              static_cast<int>(result_.attempts.size() + in_flight_.size()) + 1);
 
-  TargetKey key;
+  in_flight_.push_back(attempt);
+  send_when_keyed(attempt);
+}
+
+void Call::stop_attempt(const std::shared_ptr<Attempt>& attempt) {
+  if (attempt->request != 0) {
+    ctx_.transport.cancel(attempt->request);
+    return;
+  }
+  // Not sent: waiting for api_key_cmd, or about to report it gave no key. It ends on the next
+  // turn, as a cancelled transfer would.
+  if (attempt->key_failure) return;
+  if (attempt->key_timer) ctx_.transport.cancel_timer(*attempt->key_timer);
+  attempt->key_timer = ctx_.transport.add_timer(Millis(0), [attempt] {
+    attempt->key_timer.reset();
+    net::HttpResponse none;
+    none.transport = net::TransportStatus::cancelled;
+    if (attempt->owner) attempt->owner->complete_attempt(attempt, std::move(none));
+  });
+}
+
+void Call::send_when_keyed(const std::shared_ptr<Attempt>& attempt) {
+  const config::ResolvedTarget& target = spec_.chain.targets[attempt->index];
+  std::optional<TargetKey> key;
   try {
-    key = current_key(target);
+    key = key_if_ready(target);
   } catch (const config::KeyCommandError& e) {
     // No key, no request: the attempt ends on the next turn of the loop, as an auth failure
     // that teaches the target's state nothing (complete_attempt).
     attempt->key_failure = e.what();
-    in_flight_.push_back(attempt);
-    attempt->key_failure_timer = ctx_.transport.add_timer(Millis(0), [attempt] {
-      attempt->key_failure_timer.reset();
+    attempt->key_timer = ctx_.transport.add_timer(Millis(0), [attempt] {
+      attempt->key_timer.reset();
       net::HttpResponse none;
       none.transport = net::TransportStatus::other;
       if (attempt->owner) attempt->owner->complete_attempt(attempt, std::move(none));
     });
     return;
   }
-  attempt->cached_command_key = key.from_command && !key.fresh;
+  if (!key) {
+    // api_key_cmd is running: the loop goes on with the other calls meanwhile.
+    attempt->waited_for_key = true;
+    attempt->key_timer = ctx_.transport.add_timer(kKeyPoll, [attempt] {
+      attempt->key_timer.reset();
+      if (attempt->owner) attempt->owner->send_when_keyed(attempt);
+    });
+    return;
+  }
+  // A key this attempt waited for was printed just now: a 401 to it means the key is bad.
+  if (attempt->waited_for_key) key->fresh = true;
+  send(attempt, *key);
+}
 
+void Call::send(const std::shared_ptr<Attempt>& attempt, const TargetKey& key) {
+  const config::ResolvedTarget& target = spec_.chain.targets[attempt->index];
+  const bool hedge = attempt->hedge;
+  attempt->cached_command_key = key.from_command && !key.fresh;
   providers::ChatRequest request = spec_.request;
   request.model = target.target.model;
   request.stream = spec_.stream;
@@ -135,7 +173,6 @@ void Call::start_attempt(std::size_t index, Millis waited, bool hedge) {
   handler.on_complete = [attempt](net::HttpResponse response) {
     if (attempt->owner) attempt->owner->complete_attempt(attempt, std::move(response));
   };
-  in_flight_.push_back(attempt);
   attempt->request = ctx_.transport.start(std::move(http), std::move(handler));
 
   // A stream's first token is its first text. A plain reply's tokens all arrive with its body,
@@ -217,7 +254,7 @@ void Call::on_first_text(Attempt& attempt) {
   for (auto& other : in_flight_) {
     if (other.get() == &attempt || other->lost) continue;
     other->lost = true;
-    ctx_.transport.cancel(other->request);
+    stop_attempt(other);
   }
 }
 
@@ -289,9 +326,10 @@ void Call::complete_attempt(const std::shared_ptr<Attempt>& attempt, net::HttpRe
   // is unusable: the command runs again and the same target is asked once more.
   const bool stale_token = record.error == ErrorClass::auth && attempt->cached_command_key &&
                            response.status == 401 && !cancelled_;
-  // Neither a command that gave no key nor an expired token is the target's doing: they
-  // teach its state (breaker, stats, retry budget) nothing.
-  if (!attempt->key_failure && !stale_token) {
+  // Neither an attempt never sent (no key, or cancelled while the command ran) nor an
+  // expired token is the target's doing: they teach its state (breaker, stats, retry budget)
+  // nothing.
+  if (attempt->request != 0 && !stale_token) {
     ctx_.state.record(target, record.error, record.status, record.message, record.latency,
                       record.ttft, ctx_.clock.now(), wall_ms(ctx_.clock));
     if (!attempt->lost) ctx_.state.budget_outcome(target.target.provider, record.error);

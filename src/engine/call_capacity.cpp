@@ -301,7 +301,7 @@ void Call::settle_capacity(const Attempt& attempt, const net::HttpResponse& resp
   f.holder = r.holder;
   f.reserved_tokens = r.tokens;
   const TransportStatus t = response.transport;
-  f.reached_provider = !attempt.key_failure && t != TransportStatus::connect_failed &&
+  f.reached_provider = attempt.request != 0 && t != TransportStatus::connect_failed &&
                        t != TransportStatus::dns_failed && t != TransportStatus::tls_failed &&
                        t != TransportStatus::connect_timeout;
   f.replied = response.status != 0;

@@ -21,7 +21,7 @@ struct Call::Attempt {
   Call* owner = nullptr;
   std::size_t index = 0;  // into the chain
   const providers::Protocol* protocol = nullptr;
-  net::Transport::Id request = 0;
+  net::Transport::Id request = 0;  // 0: not sent (yet)
   std::chrono::steady_clock::time_point started;
   Millis waited{0};
   bool hedge = false;
@@ -38,10 +38,13 @@ struct Call::Attempt {
   bool timeout_is_deadline = false;
   bool hit_deadline = false;  // it timed out, and timeout_is_deadline
   Reservation reservation;    // its capacity in the limiter, settled when it ends
-  // api_key_cmd: why no key could be had (the attempt ends without a request), and whether the
-  // key sent was the command's cached one (a 401 then runs the command again and retries).
+  // api_key_cmd: why no key could be had (the attempt ends without a request); the timer that
+  // polls the running command or ends the attempt that has no key; whether it waited for the
+  // command; whether the key sent was the command's cached one (a 401 then runs the command
+  // again and retries).
   std::optional<std::string> key_failure;
-  std::optional<net::Transport::Id> key_failure_timer;
+  std::optional<net::Transport::Id> key_timer;
+  bool waited_for_key = false;
   bool cached_command_key = false;
 };
 

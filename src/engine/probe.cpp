@@ -104,15 +104,35 @@ class ExchangeJob final : public Job {
     // The handler outlives this job on the transport: it must find nobody there.
     *alive_ = nullptr;
     if (request_) shared_.transport.cancel(*request_);
-    if (no_key_timer_) shared_.transport.cancel_timer(*no_key_timer_);
+    if (key_timer_) shared_.transport.cancel_timer(*key_timer_);
   }
 
   void start(Reported reported) override {
     reported_ = std::move(reported);
+    send_when_keyed();
+  }
+  void cancel() override {
+    cancelled_ = true;
+    if (request_) shared_.transport.cancel(*request_);
+    if (key_timer_) {
+      // Not sent (waiting for api_key_cmd): it reports on the next turn, as a transfer would.
+      shared_.transport.cancel_timer(*key_timer_);
+      key_timer_ = shared_.transport.add_timer(Millis(0), [alive = alive_] {
+        if (ExchangeJob* self = *alive) {
+          self->key_timer_.reset();
+          self->report();
+        }
+      });
+    }
+  }
+  void interrupt() override { report(); }
+
+ private:
+  void send_when_keyed() {
     const config::ResolvedTarget& target = shared_.probes[x_.probes.front()].target;
-    TargetKey key;
+    std::optional<TargetKey> key;
     try {
-      key = current_key(target);
+      key = key_if_ready(target);
     } catch (const config::KeyCommandError& e) {
       // No key, nothing to send: the probes fail as auth, and the job reports on the next turn.
       for (std::size_t i : x_.probes) {
@@ -121,14 +141,28 @@ class ExchangeJob final : public Job {
         r.completed = true;
         settle(r, ErrorClass::auth, e.what(), shared_.options);
       }
-      no_key_timer_ = shared_.transport.add_timer(Millis(0), [alive = alive_] {
+      key_timer_ = shared_.transport.add_timer(Millis(0), [alive = alive_] {
         if (ExchangeJob* self = *alive) {
-          self->no_key_timer_.reset();
+          self->key_timer_.reset();
           self->report();
         }
       });
       return;
     }
+    if (!key) {
+      // api_key_cmd is running; the other probes go on meanwhile.
+      key_timer_ = shared_.transport.add_timer(kKeyPoll, [alive = alive_] {
+        if (ExchangeJob* self = *alive) {
+          self->key_timer_.reset();
+          self->send_when_keyed();
+        }
+      });
+      return;
+    }
+    send(target, *key);
+  }
+
+  void send(const config::ResolvedTarget& target, const TargetKey& key) {
     const providers::Endpoint endpoint = endpoint_for(target, key);
     net::HttpRequest request;
     if (x_.lists_models) {
@@ -148,13 +182,7 @@ class ExchangeJob final : public Job {
     };
     request_ = shared_.transport.start(std::move(request), std::move(handler));
   }
-  void cancel() override {
-    cancelled_ = true;
-    if (request_) shared_.transport.cancel(*request_);
-  }
-  void interrupt() override { report(); }
 
- private:
   void completed(const net::HttpResponse& response) {
     request_.reset();
     if (!cancelled_) {
@@ -173,7 +201,7 @@ class ExchangeJob final : public Job {
   Shared shared_;
   std::shared_ptr<ExchangeJob*> alive_;
   std::optional<net::Transport::Id> request_;
-  std::optional<net::Transport::Id> no_key_timer_;
+  std::optional<net::Transport::Id> key_timer_;
   Reported reported_;
   bool cancelled_ = false;
   bool done_ = false;

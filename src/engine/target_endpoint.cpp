@@ -4,10 +4,11 @@
 
 namespace detour::engine {
 
-TargetKey current_key(const config::ResolvedTarget& target) {
-  if (!target.key_command) return {target.api_key, false, false};
-  config::KeyCommand::Key key = target.key_command->get();
-  return {std::move(key.value), true, key.fresh};
+std::optional<TargetKey> key_if_ready(const config::ResolvedTarget& target) {
+  if (!target.key_command) return TargetKey{target.api_key, false, false};
+  auto key = target.key_command->poll();
+  if (!key) return std::nullopt;
+  return TargetKey{std::move(key->value), true, key->fresh};
 }
 
 providers::Endpoint endpoint_for(const config::ResolvedTarget& target, const TargetKey& key) {

@@ -31,9 +31,16 @@ ProviderError anthropic_error(int status, const json& error) {
   return out;
 }
 
-// Adds the cumulative counters Anthropic reports (message_start, message_delta, replies).
-void read_usage(const json& usage, Usage& into) {
-  if (auto n = get_int(usage, "input_tokens")) into.input_tokens = n;
+// Takes the cumulative counters Anthropic reports (message_start, message_delta, replies).
+// Its input_tokens leaves out the prompt tokens read from the cache (cache_read_input_tokens)
+// and written to it (cache_creation_input_tokens); detour's input_tokens is the whole prompt, as
+// OpenAI's and Gemini's are. A message_delta may repeat only some of the counters: the cache
+// counts of an earlier event stand.
+void read_usage(const json& usage, Usage& into, std::int64_t& cache_written) {
+  if (auto n = get_int(usage, "cache_read_input_tokens")) into.cached_input_tokens = n;
+  if (auto n = get_int(usage, "cache_creation_input_tokens")) cache_written = *n;
+  if (auto n = get_int(usage, "input_tokens"))
+    into.input_tokens = *n + into.cached_input_tokens.value_or(0) + cache_written;
   if (auto n = get_int(usage, "output_tokens")) into.output_tokens = n;
 }
 
@@ -72,14 +79,15 @@ class AnthropicStreamDecoder final : public detail::SseStreamDecoder {
       if (const json* message = find_object(*doc, "message")) {
         state_.reply.served_model = get_string(*message, "model");
         if (const json* usage = find_object(*message, "usage"))
-          read_usage(*usage, state_.reply.usage);
+          read_usage(*usage, state_.reply.usage, cache_written_);
       }
     } else if (type == "message_delta") {
       if (const json* delta = find_object(*doc, "delta")) {
         std::string reason = get_string(*delta, "stop_reason");
         if (!reason.empty()) state_.reply.finish_reason = std::move(reason);
       }
-      if (const json* usage = find_object(*doc, "usage")) read_usage(*usage, state_.reply.usage);
+      if (const json* usage = find_object(*doc, "usage"))
+        read_usage(*usage, state_.reply.usage, cache_written_);
     } else if (type == "message_stop") {
       mark_complete();
     } else if (type == "error" || event.event == "error") {
@@ -89,6 +97,9 @@ class AnthropicStreamDecoder final : public detail::SseStreamDecoder {
     }
     // ping, content_block_start, content_block_stop and future event types: nothing to do.
   }
+
+ private:
+  std::int64_t cache_written_ = 0;  // cache_creation_input_tokens, once reported
 };
 
 class AnthropicProtocol final : public Protocol {
@@ -157,7 +168,9 @@ class AnthropicProtocol final : public Protocol {
     }
     reply.finish_reason = get_string(*doc, "stop_reason");
     reply.served_model = get_string(*doc, "model");
-    if (const json* usage = find_object(*doc, "usage")) read_usage(*usage, reply.usage);
+    std::int64_t cache_written = 0;
+    if (const json* usage = find_object(*doc, "usage"))
+      read_usage(*usage, reply.usage, cache_written);
     result.reply = std::move(reply);
     return result;
   }

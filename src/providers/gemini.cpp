@@ -85,6 +85,8 @@ Usage gemini_usage(const json& metadata) {
   Usage usage;
   usage.input_tokens = get_int(metadata, "promptTokenCount");
   usage.output_tokens = get_int(metadata, "candidatesTokenCount");
+  // Part of promptTokenCount: the tokens read from a cachedContent.
+  usage.cached_input_tokens = get_int(metadata, "cachedContentTokenCount");
   // Thinking tokens are billed as output (as OpenAI's completion_tokens include reasoning
   // tokens), so they count as output for cost and limits.
   if (auto thoughts = get_int(metadata, "thoughtsTokenCount")) {

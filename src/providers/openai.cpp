@@ -105,8 +105,12 @@ bool mentions_json(const ChatRequest& request) {
   return false;
 }
 
+// prompt_tokens includes prompt_tokens_details.cached_tokens (the OpenAI spec, CompletionUsage).
 Usage openai_usage(const json& usage) {
-  return Usage{get_int(usage, "prompt_tokens"), get_int(usage, "completion_tokens")};
+  Usage out{get_int(usage, "prompt_tokens"), get_int(usage, "completion_tokens"), std::nullopt};
+  if (const json* details = find_object(usage, "prompt_tokens_details"))
+    out.cached_input_tokens = get_int(*details, "cached_tokens");
+  return out;
 }
 
 // Text of a message's content: a string, null (tool calls, refusals), or the content-part

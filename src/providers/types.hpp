@@ -34,9 +34,14 @@ struct ChatRequest {
   bool stream = false;
 };
 
+// Token counts, alike for every protocol: input_tokens is the whole prompt, including what
+// was read from or written to a prompt cache (Anthropic reports those apart; detour adds them
+// in), and cached_input_tokens the part of it read from the cache, billed at the model's
+// cached_input_cost.
 struct Usage {
   std::optional<int64_t> input_tokens;
   std::optional<int64_t> output_tokens;
+  std::optional<int64_t> cached_input_tokens;
 };
 
 struct ChatReply {

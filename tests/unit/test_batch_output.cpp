@@ -47,7 +47,8 @@ TEST_CASE("an answered line carries the documented keys in the documented order"
   CHECK(j["route"] == "smart");
   CHECK(j["degraded"] == true);
   CHECK(j["finish_reason"] == "stop");
-  CHECK(j["usage"] == Json{{"input_tokens", 12}, {"output_tokens", 34}});
+  CHECK(j["usage"] ==
+        Json{{"input_tokens", 12}, {"output_tokens", 34}, {"cached_input_tokens", nullptr}});
   CHECK(j["cost_usd"] == Approx(0.000022));
   CHECK(j["latency_ms"] == 812);
   // Two requests were sent; the target skipped for its open circuit was not one.
@@ -66,6 +67,16 @@ TEST_CASE("what an answer does not know is null", "[batch]") {
   CHECK(j["usage"]["input_tokens"].is_null());
   CHECK(j["usage"]["output_tokens"] == 7);
   CHECK(j["cost_usd"].is_null());
+}
+
+TEST_CASE("tokens read from a prompt cache are shown in both formats", "[batch]") {
+  auto result = answered();
+  result.reply.usage.cached_input_tokens = 10;
+  const Json detour_line = batch::result_line(OutputFormat::detour, line("a"), result, 0);
+  CHECK(detour_line["usage"]["cached_input_tokens"] == 10);
+  const Json openai_line = batch::result_line(OutputFormat::openai, line("a"), result, 0);
+  CHECK(openai_line.dump().find("\"prompt_tokens_details\":{\"cached_tokens\":10}") !=
+        std::string::npos);
 }
 
 TEST_CASE("lines that did not succeed: class, status, message and the requests sent", "[batch]") {

@@ -307,3 +307,35 @@ TEST_CASE("--no-degrade keeps targets of unknown tier and of the first's tier", 
     asked.push_back(model_of(request));
   CHECK(asked == std::vector<std::string>{"a", "c", "d"});
 }
+
+TEST_CASE("cost: tokens read from a prompt cache cost cached_input_cost", "[call][cost]") {
+  config::ModelConfig priced;
+  priced.input_cost = 3.0;
+  priced.output_cost = 15.0;
+  priced.cached_input_cost = 0.3;
+  config::ModelConfig no_cache_price = priced;
+  no_cache_price.cached_input_cost.reset();
+  config::ModelConfig unpriced;
+  struct Row {
+    const char* name;
+    const config::ModelConfig& model;
+    providers::Usage usage;
+    std::optional<double> cost;
+  };
+  const std::vector<Row> rows = {
+      {"no cache", priced, {1000, 100, std::nullopt}, (1000 * 3.0 + 100 * 15.0) / 1e6},
+      {"cache read", priced, {1000, 100, 800}, (200 * 3.0 + 800 * 0.3 + 100 * 15.0) / 1e6},
+      {"all cached", priced, {1000, 100, 1000}, (1000 * 0.3 + 100 * 15.0) / 1e6},
+      // A count past the prompt's (a server's mistake) is taken as the whole prompt.
+      {"more cached than sent", priced, {1000, 100, 5000}, (1000 * 0.3 + 100 * 15.0) / 1e6},
+      {"no cached price", no_cache_price, {1000, 100, 800}, (1000 * 3.0 + 100 * 15.0) / 1e6},
+      {"no prices", unpriced, {1000, 100, 800}, std::nullopt},
+      {"no usage", priced, {std::nullopt, 100, std::nullopt}, std::nullopt},
+  };
+  for (const Row& row : rows) {
+    INFO(row.name);
+    const auto cost = engine::cost_of(row.model, row.usage);
+    REQUIRE(cost.has_value() == row.cost.has_value());
+    if (cost) CHECK(*cost == Approx(*row.cost));
+  }
+}

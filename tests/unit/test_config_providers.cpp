@@ -207,7 +207,7 @@ TEST_CASE("providers: split_command splits words and quotes like a shell, nothin
   CHECK_THROWS_AS(split_command("~/bin/get"), ConfigError);
 }
 
-TEST_CASE("providers: ca_bundle is relative to its file, and must be readable when used",
+TEST_CASE("providers: ca_bundle is relative to its file, and must be a readable file when used",
           "[config]") {
   const char* table =
       "[providers.p]\nprotocol = \"openai\"\nbase_url = \"https://h/v1\"\n"
@@ -228,6 +228,19 @@ TEST_CASE("providers: ca_bundle is relative to its file, and must be readable wh
   CHECK(error_of([&] {
           resolve_target(plain, {"p", "m"}, lookup({{"SSL_CERT_FILE", "/no/such.pem"}}));
         }) == "SSL_CERT_FILE /no/such.pem: cannot read it: No such file or directory");
+  // A directory passes a readability check but is no bundle: named here, not as a TLS error
+  // on every request.
+  const Config dir = parse(
+      "[providers.p]\nprotocol = \"openai\"\nbase_url = \"https://h/v1\"\nca_bundle = \"/tmp\"\n");
+  CHECK(error_of([&] {
+          resolve_target(dir, {"p", "m"}, lookup({}));
+        }) ==
+        "provider p: ca_bundle /tmp: is a directory, not a PEM file (a directory of hashed "
+        "certificates goes in SSL_CERT_DIR)");
+  CHECK_THAT(error_of([&] {
+               resolve_target(plain, {"p", "m"}, lookup({{"SSL_CERT_FILE", "/tmp"}}));
+             }),
+             Catch::StartsWith("SSL_CERT_FILE /tmp: is a directory"));
 }
 
 TEST_CASE("models: max_output_tokens and cached_input_cost are read like the rest", "[config]") {

@@ -1,6 +1,9 @@
 // api_key_cmd's cache (README, "Providers"): run when first needed, kept for the process or
 // api_key_ttl, forgotten after a 401; failures name the provider and the program, never the
 // output. The runner and the clock are fakes; one test runs a real program.
+#include <atomic>
+#include <future>
+
 #include <catch2/catch.hpp>
 
 #include "config/key_command.hpp"
@@ -121,4 +124,49 @@ TEST_CASE("key command: a failure is kept a little while, not run again for ever
   now += Millis(1'000);
   CHECK(command.get().value == "tok");
   CHECK(fake.runs == 2);
+}
+
+TEST_CASE("key command: poll never waits; the command runs once however many ask", "[keycmd]") {
+  FakeRunner fake;
+  fake.results = {printed("tok-1\n"), printed("tok-2\n")};
+  KeyCommand::Clock::time_point now{};
+  std::vector<std::function<void()>> held;
+  KeyCommand command(
+      "vertex", "get-token", Millis(60'000), fake.runner(), [&] { return now; },
+      [&](std::function<void()> work) { held.push_back(std::move(work)); });
+  CHECK_FALSE(command.poll());
+  CHECK_FALSE(command.poll());  // still running: not started again
+  REQUIRE(held.size() == 1);
+  CHECK(fake.runs == 0);
+  held[0]();
+  held.clear();
+  auto key = command.poll();
+  REQUIRE(key);
+  CHECK(key->value == "tok-1");
+  CHECK(fake.runs == 1);
+  // Its ttl counts from when the command started.
+  now += Millis(60'000);
+  CHECK_FALSE(command.poll());
+  REQUIRE(held.size() == 1);
+  held[0]();
+  CHECK(command.poll()->value == "tok-2");
+}
+
+TEST_CASE("key command: get waits for a command another caller started, on a real thread",
+          "[keycmd]") {
+  std::atomic<int> runs{0};
+  std::promise<void> go;
+  std::shared_future<void> released = go.get_future().share();
+  KeyCommand command("p", "get-key", std::nullopt,
+                     [&runs, released](const std::vector<std::string>&, Millis) {
+                       ++runs;
+                       released.wait();  // the command is still running until the test says
+                       return printed("tok\n");
+                     });
+  CHECK_FALSE(command.poll());  // started on its thread, not finished
+  go.set_value();
+  const auto key = command.get();
+  CHECK(key.value == "tok");
+  CHECK(key.fresh);
+  CHECK(runs == 1);
 }

@@ -352,3 +352,30 @@ TEST_CASE("anthropic: model list", "[providers]") {
   CHECK(ids == std::vector<std::string>{"claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001"});
   CHECK(anthropic().parse_models("").empty());
 }
+
+// Anthropic's input_tokens leaves out the prompt read from and written to the cache
+// (../shared/reference/providers.md: usage has input_tokens, output_tokens,
+// cache_creation_input_tokens and cache_read_input_tokens); detour's is the whole prompt.
+TEST_CASE("anthropic: cache reads and writes are part of the prompt's tokens", "[providers]") {
+  json body = json::parse(kReply);
+  body["usage"] = {{"input_tokens", 50},
+                   {"output_tokens", 503},
+                   {"cache_creation_input_tokens", 200},
+                   {"cache_read_input_tokens", 1800}};
+  auto result = anthropic().parse_reply(body.dump());
+  REQUIRE(result.reply);
+  CHECK(result.reply->usage.input_tokens == 2050);
+  CHECK(result.reply->usage.cached_input_tokens == 1800);
+  CHECK(result.reply->usage.output_tokens == 503);
+
+  // A stream reports them in message_start; message_delta repeats only output_tokens.
+  std::string stream = kStream;
+  const std::string plain_usage = "{\"input_tokens\": 25, \"output_tokens\": 1}";
+  stream.replace(stream.find(plain_usage), plain_usage.size(),
+                 "{\"input_tokens\": 25, \"cache_creation_input_tokens\": 10, "
+                 "\"cache_read_input_tokens\": 1000, \"output_tokens\": 1}");
+  auto run = run_both_ways(anthropic(), stream);
+  CHECK(run.state.reply.usage.input_tokens == 1035);
+  CHECK(run.state.reply.usage.cached_input_tokens == 1000);
+  CHECK(run.state.reply.usage.output_tokens == 15);
+}

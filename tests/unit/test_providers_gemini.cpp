@@ -410,3 +410,15 @@ TEST_CASE("gemini: model list", "[providers]") {
   CHECK(ids == std::vector<std::string>{"gemini-2.5-flash", "embedding-001"});
   CHECK(gemini().parse_models("[]").empty());
 }
+
+// cachedContentTokenCount is part of promptTokenCount (../shared/reference/providers.md).
+TEST_CASE("gemini: tokens read from a cachedContent are the cached part of the prompt",
+          "[providers]") {
+  auto result = gemini().parse_reply(R"({"candidates":[{"content":{"parts":[{"text":"4"}],
+      "role":"model"},"finishReason":"STOP","index":0}],
+      "usageMetadata":{"promptTokenCount":5000,"cachedContentTokenCount":4096,
+      "candidatesTokenCount":1,"totalTokenCount":5001}})");
+  REQUIRE(result.reply);
+  CHECK(result.reply->usage.input_tokens == 5000);
+  CHECK(result.reply->usage.cached_input_tokens == 4096);
+}

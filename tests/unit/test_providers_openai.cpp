@@ -471,3 +471,22 @@ TEST_CASE("openai: model list", "[providers]") {
   CHECK(openai().parse_models("not json").empty());
   CHECK(openai().parse_models(R"({"data":"nope"})").empty());
 }
+
+// prompt_tokens includes prompt_tokens_details.cached_tokens (../shared/reference/providers.md,
+// and CompletionUsage in the OpenAI spec).
+TEST_CASE("openai: cached prompt tokens are read from prompt_tokens_details", "[providers]") {
+  json body = json::parse(kReply);
+  body["usage"] = {{"prompt_tokens", 2006},
+                   {"completion_tokens", 300},
+                   {"total_tokens", 2306},
+                   {"prompt_tokens_details", {{"cached_tokens", 1920}}}};
+  auto result = openai().parse_reply(body.dump());
+  REQUIRE(result.reply);
+  CHECK(result.reply->usage.input_tokens == 2006);
+  CHECK(result.reply->usage.cached_input_tokens == 1920);
+  // Compatible servers that leave the details out: not known, rather than none.
+  body["usage"].erase("prompt_tokens_details");
+  auto bare = openai().parse_reply(body.dump());
+  REQUIRE(bare.reply);
+  CHECK_FALSE(bare.reply->usage.cached_input_tokens);
+}
