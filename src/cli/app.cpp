@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "cli/complete.hpp"
+#include "cli/options.hpp"
 #include "core/error.hpp"
 #include "io/log.hpp"
 
@@ -22,19 +23,14 @@ io::LogSettings GlobalOptions::log_settings() const {
 namespace {
 
 void add_global_options(CLI::App& app, GlobalOptions& global) {
-  app.add_option("-c,--config", global.config_path,
-                 "Config file (default: $DETOUR_CONFIG, else $XDG_CONFIG_HOME/detour/config.toml)")
-      ->type_name(kFileValue);
-  app.add_option("--state", global.state,
-                 "Shared state: sqlite (default), sqlite:///PATH, memory, "
-                 "redis://[USER:PASSWORD@]HOST[:PORT][/DB]");
-  app.add_flag("-v,--verbose", global.verbose,
-               "Print every attempt and decision on stderr (repeat for more)");
-  app.add_flag("-q,--quiet", global.quiet, "Only errors on stderr");
-  app.add_option("--log-format", global.log_format, "stderr lines as text or JSON objects")
+  using config::Scope;
+  add_setting(app, Scope::global, "config", global.config_path);
+  add_setting(app, Scope::global, "state", global.state);
+  add_switch(app, Scope::global, "verbose", global.verbose);
+  add_switch(app, Scope::global, "quiet", global.quiet);
+  add_setting(app, Scope::global, "log-format", global.log_format)
       ->check(CLI::IsMember({"text", "json"}));
-  app.add_flag("--no-color", global.no_color,
-               "No colour (also NO_COLOR, TERM=dumb, non-TTY stderr)");
+  add_switch(app, Scope::global, "no-color", global.no_color);
 }
 
 // The subcommand argv names: its first word that is neither an option nor a global option's

@@ -9,6 +9,7 @@
 #include "cli/complete.hpp"
 #include "cli/engine_setup.hpp"
 #include "cli/flags.hpp"
+#include "cli/options.hpp"
 #include "core/error.hpp"
 #include "io/interrupt.hpp"
 #include "io/prompt.hpp"
@@ -17,23 +18,15 @@ namespace detour::cli {
 
 void add_ask_options(CLI::App& command, AskOptions& o) {
   command.fallthrough();
-  command.add_option("prompt", o.words, "Prompt words (joined by spaces)");
-  add_request_options(command, o.request, "-o,--option");
-  command.add_option("-f,--file", o.files, "Append a file's contents to the prompt (- is stdin)")
-      ->allow_extra_args(false)
-      ->type_name(kFileValue);
-  command.add_flag("--json", o.json, "Print one JSON object with the answer, usage and attempts");
-  auto* stream = command.add_flag("--stream", o.stream, "Stream the answer, even into a pipe");
-  command
-      .add_flag("--no-stream", o.no_stream, "Print the answer once complete, even on a terminal")
-      ->excludes(stream);
-  command.add_option("--first-token-timeout", o.first_token_timeout,
-                     "An attempt with no first token by then is a timeout and moves on");
-  command
-      .add_option("--hedge", o.hedge,
-                  "Also ask the next target when the first has no first token by DUR "
-                  "(default: its observed p95); write --hedge=DUR")
-      ->expected(0, 1);
+  using config::Scope;
+  add_setting(command, Scope::ask, "prompt", o.words);
+  add_request_options(command, o.request, Scope::ask);
+  add_setting(command, Scope::ask, "file", o.files)->allow_extra_args(false);
+  add_switch(command, Scope::ask, "json", o.json);
+  auto* stream = add_switch(command, Scope::ask, "stream", o.stream);
+  add_switch(command, Scope::ask, "no-stream", o.no_stream)->excludes(stream);
+  add_setting(command, Scope::ask, "first-token-timeout", o.first_token_timeout);
+  add_setting(command, Scope::ask, "hedge", o.hedge)->expected(0, 1);
 }
 
 namespace {

@@ -14,6 +14,7 @@
 #include "cli/batch_report.hpp"
 #include "cli/complete.hpp"
 #include "cli/engine_setup.hpp"
+#include "cli/options.hpp"
 #include "core/error.hpp"
 #include "io/interrupt.hpp"
 #include "io/progress.hpp"
@@ -22,32 +23,20 @@ namespace detour::cli {
 
 void add_batch_options(CLI::App& command, BatchOptions& o) {
   command.fallthrough();
-  command.add_option("input", o.input, "JSONL input file (- is stdin)")
-      ->required()
-      ->type_name(kFileValue);
-  command.add_option("-o,--output", o.output, "Output file (default stdout; created 0600)")
-      ->type_name(kFileValue);
-  command
-      .add_option("-j,--concurrency", o.jobs,
-                  "Requests in flight at most (default: from the known limits)")
-      ->check(CLI::Range(1, 4096));
-  command.add_flag("--resume", o.resume,
-                   "Keep the lines already answered in -o FILE; send the rest and append them");
-  command.add_flag("--unordered", o.unordered, "Write lines as they finish, not in input order");
-  command.add_option("--output-format", o.output_format, "detour (default) or openai")
+  using config::Scope;
+  add_setting(command, Scope::batch, "input", o.input)->required();
+  add_setting(command, Scope::batch, "output", o.output);
+  add_setting(command, Scope::batch, "concurrency", o.jobs)->check(CLI::Range(1, 4096));
+  add_switch(command, Scope::batch, "resume", o.resume);
+  add_switch(command, Scope::batch, "unordered", o.unordered);
+  add_setting(command, Scope::batch, "output-format", o.output_format)
       ->check(CLI::IsMember({"detour", "openai"}));
-  command.add_option("--progress", o.progress, "bar (on a terminal), plain or none")
+  add_setting(command, Scope::batch, "progress", o.progress)
       ->check(CLI::IsMember({"bar", "plain", "none"}));
-  command
-      .add_option("--max-cost", o.max_cost,
-                  "Stop sending new lines once this many USD are spent or in flight")
-      ->check(CLI::NonNegativeNumber);
-  command.add_flag("--dry-run", o.dry_run,
-                   "Check every line and print tokens, cost and the least time; send nothing");
-  command.add_option("--shard", o.shard,
-                     "K/N: only the lines whose id falls in shard K of N (split one input "
-                     "over N machines)");
-  add_request_options(command, o.request, "--option");
+  add_setting(command, Scope::batch, "max-cost", o.max_cost)->check(CLI::NonNegativeNumber);
+  add_switch(command, Scope::batch, "dry-run", o.dry_run);
+  add_setting(command, Scope::batch, "shard", o.shard);
+  add_request_options(command, o.request, Scope::batch);
 }
 
 namespace {

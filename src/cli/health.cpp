@@ -9,6 +9,7 @@
 #include "cli/complete.hpp"
 #include "cli/engine_setup.hpp"
 #include "cli/flags.hpp"
+#include "cli/options.hpp"
 #include "core/error.hpp"
 #include "io/interrupt.hpp"
 
@@ -16,20 +17,15 @@ namespace detour::cli {
 
 void add_health_options(CLI::App& command, HealthOptions& o) {
   command.fallthrough();
-  command.add_option("names", o.names, "Targets, providers or routes to probe (default: all)")
-      ->type_name(kNameValue);
-  command.add_option("--probe", o.probe, "models (no tokens spent) or chat (a one-token request)")
-      ->check(CLI::IsMember({"models", "chat"}));
-  command
-      .add_option("--format", o.format,
-                  "table (default on a terminal), json (default otherwise), prometheus, junit")
+  using config::Scope;
+  add_setting(command, Scope::health, "names", o.names);
+  add_setting(command, Scope::health, "probe", o.probe)->check(CLI::IsMember({"models", "chat"}));
+  add_setting(command, Scope::health, "format", o.format)
       ->check(CLI::IsMember({"table", "json", "prometheus", "junit"}));
-  command
-      .add_option("--fail-on", o.fail_on,
-                  "any: every probe must be usable (default); all: fail only if none is; none")
+  add_setting(command, Scope::health, "fail-on", o.fail_on)
       ->check(CLI::IsMember({"any", "all", "none"}));
-  command.add_option("--timeout", o.timeout, "Each probe's time limit (default 10s)");
-  command.add_option("--slow", o.slow, "A usable answer slower than this is degraded (default 5s)");
+  add_setting(command, Scope::health, "timeout", o.timeout);
+  add_setting(command, Scope::health, "slow", o.slow);
 }
 
 namespace {
@@ -155,8 +151,8 @@ int run_health(const GlobalOptions& global, const HealthOptions& o) {
   const auto env = config::process_env();
   engine::ProbeOptions options;
   options.kind = o.probe == "chat" ? engine::ProbeKind::chat : engine::ProbeKind::models;
-  options.timeout = duration_flag("--timeout", o.timeout, Millis(10'000));
-  options.slow = duration_flag("--slow", o.slow, Millis(5'000));
+  options.timeout = duration_flag("--timeout", o.timeout, config::kDefaultProbeTimeout);
+  options.slow = duration_flag("--slow", o.slow, config::kDefaultProbeSlow);
   const engine::FailOn fail_on = engine::parse_fail_on(o.fail_on).value_or(engine::FailOn::any);
   const bool stdout_is_tty = isatty(STDOUT_FILENO) == 1;
   const std::string format = !o.format.empty() ? o.format : stdout_is_tty ? "table" : "json";

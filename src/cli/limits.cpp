@@ -7,6 +7,7 @@
 
 #include "cli/complete.hpp"
 #include "cli/engine_setup.hpp"
+#include "cli/options.hpp"
 #include "engine/limits_report.hpp"
 #include "io/table.hpp"
 
@@ -16,9 +17,8 @@ using nlohmann::json;
 
 void add_limits_options(CLI::App& command, LimitsOptions& o) {
   command.fallthrough();
-  command.add_option("names", o.names, "Providers, provider/model targets or routes to show")
-      ->type_name(kNameValue);
-  command.add_flag("--json", o.json, "Print one JSON object instead of a table");
+  add_setting(command, config::Scope::limits, "names", o.names);
+  add_switch(command, config::Scope::limits, "json", o.json);
 }
 
 namespace {

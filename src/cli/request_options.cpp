@@ -4,38 +4,28 @@
 #include <fstream>
 #include <sstream>
 
-#include "cli/complete.hpp"
 #include "cli/flags.hpp"
+#include "cli/options.hpp"
 #include "core/error.hpp"
 
 namespace detour::cli {
 
-void add_request_options(CLI::App& cmd, RequestOptions& o, const std::string& option_flag) {
-  cmd.add_option("-m,--model", o.models,
-                 "Route, provider/model or model; repeat (or a,b,c) for a fallback chain")
-      ->allow_extra_args(false)
-      ->type_name(kModelValue);
-  cmd.add_option("-s,--system", o.system, "System prompt");
-  cmd.add_option("--max-tokens", o.max_tokens, "Maximum answer tokens")->check(CLI::PositiveNumber);
-  cmd.add_option("--temperature", o.temperature, "Sampling temperature")
-      ->check(CLI::Range(0.0, 2.0));
-  cmd.add_option(option_flag, o.params, "Extra request body parameter KEY=VALUE (repeatable)")
-      ->allow_extra_args(false);
-  cmd.add_option("--timeout", o.timeout, "One attempt's time limit (default 60s)");
-  cmd.add_option("--deadline", o.deadline, "The whole call's time limit (default 5m)");
-  cmd.add_flag("--no-fallback", o.no_fallback,
-               "Use only the first target (after the route's strategy ordered them)");
-  cmd.add_flag("--no-degrade", o.no_degrade,
-               "Never move to a target of a lower tier than the first the strategy picks");
-  cmd.add_option("--retries", o.retries, "Retries per target for transient errors (default 2)")
-      ->check(CLI::Range(0, 100));
-  cmd.add_option("--schema", o.schema_file,
-                 "JSON Schema file the answer must match (asks for JSON output)")
-      ->type_name(kFileValue);
-  cmd.add_flag("--require-complete", o.require_complete,
-               "An answer cut at max tokens is a failed attempt (truncated)");
-  cmd.add_flag("--truncate", o.truncate,
-               "Drop the oldest messages to fit the smallest context window of the chain");
+void add_request_options(CLI::App& cmd, RequestOptions& o, config::Scope command) {
+  using config::Scope;
+  add_setting(cmd, Scope::request, "model", o.models)->allow_extra_args(false);
+  add_setting(cmd, Scope::request, "system", o.system);
+  add_setting(cmd, Scope::request, "max-tokens", o.max_tokens)->check(CLI::PositiveNumber);
+  add_setting(cmd, Scope::request, "temperature", o.temperature)->check(CLI::Range(0.0, 2.0));
+  // -o,--option for ask; batch's -o is its output file.
+  add_setting(cmd, command, "option", o.params)->allow_extra_args(false);
+  add_setting(cmd, Scope::request, "timeout", o.timeout);
+  add_setting(cmd, Scope::request, "deadline", o.deadline);
+  add_switch(cmd, Scope::request, "no-fallback", o.no_fallback);
+  add_switch(cmd, Scope::request, "no-degrade", o.no_degrade);
+  add_setting(cmd, Scope::request, "retries", o.retries)->check(CLI::Range(0, config::kMaxRetries));
+  add_setting(cmd, Scope::request, "schema", o.schema_file);
+  add_switch(cmd, Scope::request, "require-complete", o.require_complete);
+  add_switch(cmd, Scope::request, "truncate", o.truncate);
 }
 
 namespace {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "config/settings.hpp"
 #include "engine/call.hpp"
 #include "engine/validate.hpp"
 
@@ -31,10 +32,9 @@ struct RequestOptions {
   bool truncate = false;          // --truncate
 };
 
-// Adds the flags above to a subcommand. `option_flag` names the extra-field flag: "-o,--option"
-// for ask, "--option" for batch (where -o is the output file).
-void add_request_options(CLI::App& command, RequestOptions& options,
-                         const std::string& option_flag);
+// Adds the flags above to a subcommand (config::Scope::ask or ::batch, whose extra-field flag
+// differs: -o,--option for ask, --option for batch, where -o is the output file).
+void add_request_options(CLI::App& command, RequestOptions& options, config::Scope subcommand);
 
 // Reads --schema FILE; throws UsageError naming the file.
 nlohmann::json read_schema_file(const std::string& path);

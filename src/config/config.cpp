@@ -23,8 +23,6 @@ namespace detail {
 namespace {
 
 constexpr std::string_view kTopLevel[] = {"defaults", "providers", "models", "routes", "breaker"};
-constexpr std::string_view kDefaultsKeys[] = {"model",      "timeout",     "deadline", "retries",
-                                              "max_tokens", "temperature", "state"};
 constexpr std::string_view kModelKeys[] = {"context_window",
                                            "max_output_tokens",
                                            "input_cost",
@@ -45,6 +43,20 @@ constexpr std::string_view kStrategies[] = {"fallback", "fastest", "cheapest", "
                                             "round-robin"};
 
 }  // namespace
+
+std::vector<std::string> config_file_keys() {
+  std::vector<std::string> keys;
+  auto add = [&](std::string_view prefix, auto&& names) {
+    for (std::string_view name : names)
+      keys.push_back(std::string(prefix) + std::string(name));
+  };
+  add("defaults.", defaults_keys());
+  add("providers.NAME.", provider_keys());
+  add("models.\"PROVIDER/MODEL\".", kModelKeys);
+  add("routes.NAME.", kRouteKeys);
+  add("breaker.", kBreakerKeys);
+  return keys;
+}
 
 bool contains(Keys keys, std::string_view key) {
   for (auto k : keys) {
@@ -258,7 +270,7 @@ void Parser::check_name(const toml::key& key, const std::string& path,
 
 void Parser::parse_defaults(const toml::table& table, Defaults& defaults) const {
   const std::string path = "defaults";
-  check_keys(table, path, kDefaultsKeys);
+  check_keys(table, path, defaults_keys());  // the option table's
   if (auto n = table.get("model")) defaults.model = get_string(*n, path + ".model");
   if (auto n = table.get("timeout")) defaults.timeout = get_duration(*n, path + ".timeout");
   if (auto n = table.get("deadline")) defaults.deadline = get_duration(*n, path + ".deadline");
@@ -401,7 +413,7 @@ Config Parser::parse(std::string_view text) {
   for (auto&& [key, value] : root) {
     if (contains(kTopLevel, key.str())) continue;
     // A [defaults] key written above the first table header lands at the top level.
-    std::string hint = contains(kDefaultsKeys, key.str())
+    std::string hint = contains(defaults_keys(), key.str())
                            ? " (did you mean to put it under [defaults]?)"
                            : " (expected one of: [" + join(kTopLevel, "], [") + "])";
     fail(key.source(), quote_key(key.str()),

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "config/settings.hpp"
 #include "core/duration.hpp"
 
 namespace detour::config {
@@ -73,9 +74,9 @@ struct BreakerSettings {
 
 struct Defaults {
   std::string model;  // route, provider/model or bare model used when -m is absent
-  Millis timeout{60'000};
-  Millis deadline{300'000};
-  int retries = 2;
+  Millis timeout{kDefaultTimeout};
+  Millis deadline{kDefaultDeadline};
+  int retries = kDefaultRetries;
   std::optional<int64_t> max_tokens;
   std::optional<double> temperature;
   std::string state;  // state URL; empty: the built-in default

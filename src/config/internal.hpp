@@ -1,6 +1,7 @@
 #pragma once
 // Shared between the config translation units; not part of the public interface.
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -9,8 +10,7 @@
 
 namespace detour::config::detail {
 
-// More retries than this is a typo or a retry storm; the deadline bounds the call anyway.
-inline constexpr int kMaxRetries = 100;
+using config::kMaxRetries;  // config/settings.hpp
 
 // A provider detour knows without a file (README, "Configuration": zero-config).
 struct KnownProvider {
@@ -42,6 +42,7 @@ std::string missing_known_key_message(const KnownProvider& known);
 // file did not define.
 void apply_zero_config(Config& config, const EnvLookup& env);
 
+// The environment variables of the option table's [defaults] settings (config/settings.hpp):
 // DETOUR_MODEL, DETOUR_TIMEOUT, DETOUR_DEADLINE, DETOUR_RETRIES, DETOUR_STATE.
 void apply_env_overrides(Defaults& defaults, const EnvLookup& env);
 
@@ -53,6 +54,13 @@ std::string azure_api_version(const EnvLookup& env);
 // Fills a resolved target's headers, query, CA settings and key source from its provider
 // (resolve_extras.cpp). Throws ConfigError naming the provider and the missing variable or file.
 void resolve_extras(const ProviderConfig& provider, const EnvLookup& env, ResolvedTarget& out);
+
+// The keys a [providers.NAME] table accepts (parse_provider.cpp).
+std::span<const std::string_view> provider_keys();
+
+// Every key the config file accepts, as "section.key" ("defaults.retries",
+// "providers.NAME.base_url", ...), for the test that holds the man page to them.
+std::vector<std::string> config_file_keys();
 
 // Checks that url is http(s) and strips trailing slashes; nullopt when it is not a URL.
 std::optional<std::string> normalize_base_url(std::string_view url);

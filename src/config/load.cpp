@@ -53,8 +53,9 @@ Config load_config(const std::optional<std::string>& explicit_path, const EnvLoo
   if (explicit_path && !explicit_path->empty()) {
     return parse_config(read_file(*explicit_path, ""), *explicit_path, env);
   }
-  if (auto path = detail::env_value(env, "DETOUR_CONFIG")) {
-    return parse_config(read_file(*path, " (from DETOUR_CONFIG)"), *path, env);
+  const std::string_view variable = setting(Scope::global, "config").env;
+  if (auto path = detail::env_value(env, variable)) {
+    return parse_config(read_file(*path, " (from " + std::string(variable) + ")"), *path, env);
   }
 
   // The XDG base directory spec: $XDG_CONFIG_HOME when set to an absolute path, else

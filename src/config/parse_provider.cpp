@@ -43,6 +43,10 @@ bool has_line_break(std::string_view text) {
 
 }  // namespace
 
+std::span<const std::string_view> provider_keys() {
+  return kProviderKeys;
+}
+
 ProviderConfig Parser::parse_provider(const toml::key& name, const toml::node& node) const {
   const std::string path = join_path("providers", name.str());
   check_name(name, path, "provider");

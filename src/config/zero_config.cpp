@@ -3,6 +3,7 @@
 #include <cctype>
 #include <charconv>
 #include <cstdlib>
+#include <stdexcept>
 
 #include "config/internal.hpp"
 #include "core/error.hpp"
@@ -174,27 +175,39 @@ Millis env_duration(std::string_view name, const std::string& text) {
   return *value;
 }
 
+// One [defaults] setting from its environment variable's text.
+void set_default(Defaults& defaults, std::string_view key, std::string_view variable,
+                 const std::string& text) {
+  if (key == "model") {
+    defaults.model = text;
+  } else if (key == "state") {
+    defaults.state = text;
+  } else if (key == "timeout") {
+    defaults.timeout = env_duration(variable, text);
+  } else if (key == "deadline") {
+    defaults.deadline = env_duration(variable, text);
+  } else if (key == "retries") {
+    int value = -1;
+    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || ptr != text.data() + text.size() || value < 0 || value > kMaxRetries) {
+      throw ConfigError(std::string(variable) + ": expected an integer from 0 to " +
+                        std::to_string(kMaxRetries) + ", got \"" + text + "\"");
+    }
+    defaults.retries = value;
+  } else {
+    // A variable added to the option table for a key this function does not read yet.
+    throw std::logic_error(std::string(variable) + ": no environment override for [defaults] " +
+                           std::string(key));
+  }
+}
+
 }  // namespace
 
 void apply_env_overrides(Defaults& defaults, const EnvLookup& env) {
-  if (auto model = env_value(env, "DETOUR_MODEL")) defaults.model = *model;
-  if (auto timeout = env_value(env, "DETOUR_TIMEOUT")) {
-    defaults.timeout = env_duration("DETOUR_TIMEOUT", *timeout);
+  for (const Setting& s : settings()) {
+    if (s.env.empty() || s.key.empty()) continue;
+    if (auto text = env_value(env, s.env)) set_default(defaults, s.key, s.env, *text);
   }
-  if (auto deadline = env_value(env, "DETOUR_DEADLINE")) {
-    defaults.deadline = env_duration("DETOUR_DEADLINE", *deadline);
-  }
-  if (auto retries = env_value(env, "DETOUR_RETRIES")) {
-    int value = -1;
-    auto [ptr, ec] = std::from_chars(retries->data(), retries->data() + retries->size(), value);
-    if (ec != std::errc() || ptr != retries->data() + retries->size() || value < 0 ||
-        value > kMaxRetries) {
-      throw ConfigError("DETOUR_RETRIES: expected an integer from 0 to " +
-                        std::to_string(kMaxRetries) + ", got \"" + *retries + "\"");
-    }
-    defaults.retries = value;
-  }
-  if (auto state = env_value(env, "DETOUR_STATE")) defaults.state = *state;
 }
 
 }  // namespace detail

@@ -30,10 +30,10 @@ struct Reservation;
 struct CallSpec {
   providers::ChatRequest request;  // `model` and `stream` are set per attempt
   config::Chain chain;
-  Millis timeout{60'000};                     // one attempt
-  Millis deadline{300'000};                   // the whole call
+  Millis timeout{config::kDefaultTimeout};    // one attempt
+  Millis deadline{config::kDefaultDeadline};  // the whole call
   bool stream = false;                        // stream on the wire (and report text as it arrives)
-  int retries = 2;                            // retries per target for transient errors
+  int retries = config::kDefaultRetries;      // retries per target for transient errors
   std::optional<Millis> first_token_timeout;  // an attempt with no text by then is a timeout
   bool hedge = false;                         // --hedge
   std::optional<Millis> hedge_after;          // --hedge=DUR; else the target's p95

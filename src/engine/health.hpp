@@ -41,8 +41,8 @@ struct ProbeTarget {
 
 struct ProbeOptions {
   ProbeKind kind = ProbeKind::models;
-  Millis timeout{10'000};
-  Millis slow{5'000};  // an answer slower than this is `degraded`
+  Millis timeout{config::kDefaultProbeTimeout};
+  Millis slow{config::kDefaultProbeSlow};  // an answer slower than this is `degraded`
 };
 
 struct ProbeResult {

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "config/settings.hpp"
 #include "core/duration.hpp"
 #include "engine/errors.hpp"
 #include "engine/retry.hpp"
@@ -41,10 +42,10 @@ struct FailureFacts {
   std::optional<Millis> hint;          // the server's wait (server_hint), if any
   Millis backoff{0};                   // our own backoff for the next retry, already drawn
   int retries_used = 0;                // retries already made on this target in this call
-  int max_retries = 2;                 // --retries / [defaults] retries
-  bool budget_allows = true;           // the provider's retry budget has tokens to spend
-  Millis time_left{0};                 // until the call's deadline
-  bool other_target_usable = false;    // another target of the chain may still be tried
+  int max_retries = config::kDefaultRetries;  // --retries / [defaults] retries
+  bool budget_allows = true;                  // the provider's retry budget has tokens to spend
+  Millis time_left{0};                        // until the call's deadline
+  bool other_target_usable = false;           // another target of the chain may still be tried
   Millis move_on_threshold = kDefaultMoveOnThreshold;
   bool route_moves_on_content_filter = false;  // a route may opt in to moving on
 };

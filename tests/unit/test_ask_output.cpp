@@ -87,7 +87,7 @@ TEST_CASE("--json carries every documented field", "[ask]") {
   ok.reply.content = "hello";
   ok.reply.finish_reason = "stop";
   ok.reply.served_model = "gpt-4o-mini-2024-07-18";
-  ok.reply.usage = {12, 34};
+  ok.reply.usage = {12, 34, std::nullopt};
   ok.cost_usd = 0.000022;
   ok.latency = Millis(812);
   ok.attempts = {attempt("gpt-4o", 429, engine::ErrorClass::rate_limited, Millis(120), Millis(0)),

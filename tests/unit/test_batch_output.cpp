@@ -57,7 +57,7 @@ TEST_CASE("an answered line carries the documented keys in the documented order"
 
 TEST_CASE("what an answer does not know is null", "[batch]") {
   auto result = answered();
-  result.reply.usage = {std::nullopt, 7};
+  result.reply.usage = {std::nullopt, 7, std::nullopt};
   result.reply.finish_reason.clear();
   result.cost_usd.reset();
   const Json j = batch::result_line(OutputFormat::detour, line(3), result, 0);

@@ -88,7 +88,7 @@ TEST_CASE("openai: the body falls back on what detour knows", "[batch]") {
   CHECK(body["choices"][0]["finish_reason"] == "stop");
   CHECK(body["usage"].is_null());
   result.reply.finish_reason = "length";
-  result.reply.usage = {10, std::nullopt};
+  result.reply.usage = {10, std::nullopt, std::nullopt};
   const Json cut = batch::result_line(OutputFormat::openai, line(5), result, kCreated);
   CHECK(cut["response"]["body"]["choices"][0]["finish_reason"] == "length");
   CHECK(cut["response"]["body"]["usage"]["total_tokens"] == 10);
