@@ -48,7 +48,7 @@ TEST_CASE("call limits: a configured rpm paces consecutive calls", "[call][limit
   REQUIRE(second.ok);
   CHECK(second.attempts[0].waited == Millis(980) + engine::kSlotMargin);
   CHECK_THAT(rec.notes.back(),
-             Catch::Equals("waiting 983ms for capacity at mock/a: requests per minute of mock "
+             Catch::Equals("waiting 990ms for capacity at mock/a: requests per minute of mock "
                            "(60/min)"));
 }
 

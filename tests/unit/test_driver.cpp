@@ -217,6 +217,12 @@ TEST_CASE("driver: ten thousand calls with a mix of faults each report once, N a
   for (int id = 0; id < kCalls; ++id) {
     auto& [ok, failed] = ok_and_failed[fault_of(id)];
     (ledger.results[id].ok ? ok : failed) += 1;
+    if (!ledger.results[id].ok && fault_of(id) == Fault::refused_on_a) {
+      for (auto& at : ledger.results[id].attempts)
+        fprintf(stderr, "id %d %s err %d waited %lld lat %lld %s\n", id, at.model.c_str(),
+                (int)at.error, (long long)at.waited.count(), (long long)at.latency.count(),
+                at.message.c_str());
+    }
     CHECK(ledger.results[id].error != engine::ErrorClass::cancelled);
   }
   CHECK(ok_and_failed[Fault::always_503].first == 0);
@@ -325,9 +331,13 @@ TEST_CASE("driver: cancel_all makes every started call report once as cancelled"
   FakeTransport transport(clock, [&](const net::HttpRequest& r) {
     const int id = job_of(r);
     if (id == kQuitter) return error_reply(400, "invalid_request_error", "", "bad");
-    return id % 2 == 0 ? error_reply(429, "requests", "rate_limit_exceeded", "slow down",
-                                     {{"retry-after", "2"}})
-                       : FakeReply{net::TransportStatus::ok, 200, {}, {"{}"}, Millis(800)};
+    if (id % 2 == 1) return FakeReply{net::TransportStatus::ok, 200, {}, {"{}"}, Millis(800)};
+    FakeReply limited =
+        error_reply(429, "requests", "rate_limit_exceeded", "slow down", {{"retry-after", "2"}});
+    // Slower than the slot margin a paced request waits (engine::kSlotMargin), so that the
+    // quitter, paced behind the same Retry-After, fails while the retries are on the wire.
+    limited.latency = Millis(50);
+    return limited;
   });
   Ledger ledger;
   engine::CallObserver quiet;
