@@ -57,10 +57,10 @@ void report_summary(io::Logger& log, const batch::Summary& s, Millis elapsed,
       {"per_target", s.per_target},
       {"interrupted", s.interrupted},
   };
-  std::string text = "batch: " + io::group_thousands(s.lines) + " lines in " +
-                     format_duration(elapsed) + ": " + io::group_thousands(s.ok) + " ok, " +
-                     io::group_thousands(s.failed) + " failed, " +
-                     io::group_thousands(s.bad_input) + " bad input";
+  std::string text = "batch: " + io::group_thousands(s.lines) +
+                     (s.lines == 1 ? " line in " : " lines in ") + format_duration(elapsed) + ": " +
+                     io::group_thousands(s.ok) + " ok, " + io::group_thousands(s.failed) +
+                     " failed, " + io::group_thousands(s.bad_input) + " bad input";
   if (s.not_sent > 0) text += ", " + io::group_thousands(s.not_sent) + " over --max-cost";
   if (skipped_answered > 0) {
     text += "; " + io::group_thousands(skipped_answered) + " already answered";

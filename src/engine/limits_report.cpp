@@ -196,9 +196,11 @@ json limits_report(state::Store& store, const config::Config& config,
     json entry = {{"provider", provider}};
     add_scope(entry, provider_view(doc, provider_limits(config, provider), ms_of(now.wall)));
     const json budget = store.get("provider:" + provider);
-    entry["retry_budget"] = budget.is_object() && budget.contains("retry_tokens")
-                                ? budget["retry_tokens"]
-                                : json(nullptr);
+    // A success refunds a tenth of a token (BudgetConfig): shown as 8.3, not 8.299999999999999.
+    entry["retry_budget"] =
+        budget.is_object() && budget.contains("retry_tokens") && budget["retry_tokens"].is_number()
+            ? json(std::round(budget["retry_tokens"].get<double>() * 1000) / 1000)
+            : json(nullptr);
     json targets = json::array();
     auto it = known.find(provider);
     const std::set<std::string> models =

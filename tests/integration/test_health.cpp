@@ -216,6 +216,18 @@ TEST_CASE("health tells rate limited from degraded by the headroom the headers r
   }
 }
 
+TEST_CASE("a chat probe's 429 holds the target back for the next ask, as a call's would",
+          "[health]") {
+  World w(json{{"models", {{"limited", {{"fault", "rate_limit"}, {"retry_after_s", 37}}}}}});
+  json results = w.health_json({"m/limited", "--probe", "chat"}, 1);
+  REQUIRE(results[0]["status"] == "rate_limited");
+  // The next process knows the target refuses for 37 s: with a 3 s deadline it does not ask.
+  RunResult ask = w.detour({"ask", "-m", "m/limited", "--deadline", "3s", "hi"});
+  INFO(ask.err);
+  CHECK(ask.exit_code != 0);
+  CHECK(received(w.mock).size() == 1);  // the probe only
+}
+
 TEST_CASE("health calls a usable answer slower than --slow degraded", "[health]") {
   SECTION("models probe") {
     World w(json{{"default", {{"latency_ms", 400}}}});
