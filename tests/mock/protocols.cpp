@@ -81,7 +81,7 @@ std::string parse_openai(const json& body, ChatRequest& r) {
     if (role == "user") r.prompt = text;
   }
   r.input_tokens = (chars + 3) / 4;
-  r.stream = body.value("stream", false);
+  r.stream = body.contains("stream") && body["stream"].is_boolean() && body["stream"].get<bool>();
   if (body.contains("stream_options") && body["stream_options"].is_object())
     r.include_usage = body["stream_options"].value("include_usage", false);
   r.max_tokens = int_field(body, "max_completion_tokens");
@@ -107,7 +107,7 @@ std::string parse_anthropic(const json& body, ChatRequest& r) {
     if (m["role"] == "user") r.prompt = text;
   }
   r.input_tokens = (chars + 3) / 4;
-  r.stream = body.value("stream", false);
+  r.stream = body.contains("stream") && body["stream"].is_boolean() && body["stream"].get<bool>();
   r.max_tokens = int_field(body, "max_tokens");
   // Anthropic has no JSON mode: callers ask for JSON in the system prompt.
   r.json_mode = contains_json_word(r.system) || body.contains("output_format");
