@@ -272,19 +272,35 @@ std::optional<int> number_in(std::string_view text, int low, int high) {
   return value;
 }
 
-// redis://[USER:PASSWORD@]HOST[:PORT][/DB], the form redis-cli and most clients take. Errors
-// name the URL without its user and password.
+// redis://[USER:PASSWORD@]HOST[:PORT][/DB], the form redis-cli and most clients take, and
+// rediss:// for TLS, whose one option is ?ca_bundle=PATH. Errors name the URL without its user
+// and password.
 RedisAddress parse_redis_url(const std::string& url) {
   const auto bad = [&](const std::string& why) {
     // The form is spelled so that no part of it reads as a URL with a password: the fuzzer
     // (tests/fuzz/fuzz_state_url.cpp) checks that an error never contains the URL it was given.
-    return UsageError("--state: \"" + without_userinfo(url) + "\": " + why +
-                      " (use redis://HOST[:PORT][/DB], with USER:PASSWORD@ before the host)");
+    return UsageError(
+        "--state: \"" + without_userinfo(url) + "\": " + why +
+        " (use redis://HOST[:PORT][/DB], or rediss://HOST[:PORT][/DB][?ca_bundle=PEM] "
+        "for TLS, with USER:PASSWORD@ before the host)");
   };
-  if (!starts_with(url, "redis://")) throw bad("not a redis:// URL");
-  std::string_view rest = std::string_view(url).substr(std::string_view("redis://").size());
-  if (rest.find_first_of("?#") != std::string_view::npos) throw bad("options are not supported");
   RedisAddress address;
+  address.tls = starts_with(url, "rediss://");
+  if (!address.tls && !starts_with(url, "redis://")) throw bad("not a redis:// URL");
+  std::string_view rest = std::string_view(url).substr(url.find("://") + 3);
+  if (rest.find('#') != std::string_view::npos)
+    throw bad("a URL fragment ('#') means nothing here");
+  if (const auto question = rest.find('?'); question != std::string_view::npos) {
+    const std::string_view query = rest.substr(question + 1);
+    rest = rest.substr(0, question);
+    if (!address.tls) throw bad("options are for rediss:// (TLS) only");
+    constexpr std::string_view kCaBundle = "ca_bundle=";
+    if (!query.starts_with(kCaBundle) || query.find('&') != std::string_view::npos)
+      throw bad("the one option is ca_bundle=PATH");
+    const auto path = percent_decoded(query.substr(kCaBundle.size()));
+    if (!path || path->empty()) throw bad("ca_bundle needs the path of a PEM file");
+    address.ca_bundle = *path;
+  }
   const auto slash = rest.find('/');
   std::string_view authority = rest.substr(0, slash);
   if (slash != std::string_view::npos) {
@@ -365,19 +381,15 @@ StateLocation parse_state_url(const std::string& url) {
     return {StateLocation::Kind::file, path, {}};
   }
 
-  if (starts_with(url, "rediss:")) {
-    throw UsageError("--state: \"" + without_userinfo(url) +
-                     "\": Redis over TLS is not supported by this build (Debian's hiredis 0.14 "
-                     "has no TLS); use redis:// over a TLS tunnel such as stunnel");
-  }
-  if (starts_with(url, "redis:")) {
+  if (starts_with(url, "redis:") || starts_with(url, "rediss:")) {
     StateLocation where{StateLocation::Kind::redis, "", {}};
     where.redis = parse_redis_url(url);
     return where;
   }
 
   throw UsageError("--state: unknown state store \"" + without_userinfo(url) +
-                   "\" (use sqlite, sqlite:///PATH, memory or redis://HOST:PORT)");
+                   "\" (use sqlite, sqlite:///PATH, memory, redis://HOST:PORT or "
+                   "rediss://HOST:PORT)");
 }
 
 std::unique_ptr<Store> open_store(
@@ -397,8 +409,18 @@ std::unique_ptr<Store> open_store(
     }
     case StateLocation::Kind::file:
       return open_sqlite(where.path, std::move(warn), busy_timeout);
-    case StateLocation::Kind::redis:
-      return open_redis(where.redis, std::move(warn), busy_timeout);
+    case StateLocation::Kind::redis: {
+      RedisAddress address = where.redis;
+      // Without ?ca_bundle, TLS trusts what a provider without ca_bundle would.
+      if (address.tls && address.ca_bundle.empty()) {
+        if (auto file = env("SSL_CERT_FILE"); file && !file->empty()) {
+          address.ca_bundle = *file;
+        } else if (auto dir = env("SSL_CERT_DIR"); dir && !dir->empty()) {
+          address.ca_path = *dir;
+        }
+      }
+      return open_redis(address, std::move(warn), busy_timeout);
+    }
   }
   return make_memory_store();  // unreachable: every kind is handled above
 }

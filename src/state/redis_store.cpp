@@ -11,6 +11,11 @@
 // a holder that dies loses it after kLockTtl, and a commit whose lock expired writes nothing.
 // Every key shares one hash tag, so that any transaction (which may touch several providers)
 // stays in one Redis Cluster slot.
+//
+// redis:// goes through hiredis's own connection. rediss:// (TLS) goes through libcurl's TLS
+// stream (net/tls_stream.hpp), because Debian's hiredis 0.14 has no TLS: hiredis still writes
+// the commands (redisFormatCommandArgv) and reads the replies (redisReader), so both carry the
+// same RESP and give the same redisReply.
 #include <hiredis/hiredis.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -23,6 +28,7 @@
 #include <set>
 #include <thread>
 
+#include "net/tls_stream.hpp"
 #include "state/store.hpp"
 
 namespace detour::state {
@@ -77,6 +83,14 @@ using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
 struct ContextDeleter {
   void operator()(redisContext* c) const { redisFree(c); }
 };
+
+struct ReaderDeleter {
+  void operator()(redisReader* r) const { redisReaderFree(r); }
+};
+
+// How long the TCP connect (and, for rediss://, the TLS handshake) may take.
+constexpr Millis kConnectTimeout{500};
+constexpr Millis kTlsConnectTimeout{2000};
 
 timeval to_timeval(Millis ms) {
   return {static_cast<time_t>(ms.count() / 1000),
@@ -171,6 +185,8 @@ class RedisStore final : public Store {
   struct Txn;
 
   void connect();
+  void connect_tls();
+  bool connected() const { return context_ || stream_; }
   [[noreturn]] void fail(const std::string& what) const {
     throw StoreError(address_.describe() + ": " + what);
   }
@@ -178,6 +194,9 @@ class RedisStore final : public Store {
     return std::string(kKeyPrefix) + std::string(key);
   }
   Reply command(const std::vector<std::string>& args);
+  redisReply* round_trip_tls(int argc, const char** argv, const size_t* lengths);
+  [[noreturn]] void drop_tls(const std::string& why);
+  Reply finish(Reply reply, const std::vector<std::string>& args);
   Reply script(const std::string& sha, const char* text, const std::vector<std::string>& keys,
                const std::vector<std::string>& args);
   Reply begin(const std::vector<std::string>& prefetch);
@@ -188,7 +207,9 @@ class RedisStore final : public Store {
   RedisAddress address_;
   Millis busy_timeout_;
   std::string token_;
-  std::unique_ptr<redisContext, ContextDeleter> context_;
+  std::unique_ptr<redisContext, ContextDeleter> context_;  // redis://
+  std::unique_ptr<net::ByteStream> stream_;                // rediss://
+  std::unique_ptr<redisReader, ReaderDeleter> reader_;     // rediss://: the replies' parser
   std::string begin_sha_, commit_sha_;
   std::map<std::string, std::uint64_t> recent_;  // key -> the transaction that last touched it
   std::uint64_t transactions_ = 0;
@@ -196,13 +217,40 @@ class RedisStore final : public Store {
   Millis offset_rtt_{0};
 };
 
+void RedisStore::connect_tls() {
+  net::TlsStreamOptions options;
+  options.host = address_.host;
+  options.port = address_.port;
+  options.ca_bundle = address_.ca_bundle;
+  options.ca_path = address_.ca_path;
+  options.connect_timeout = kTlsConnectTimeout;
+  try {
+    stream_ = net::connect_tls(options);
+  } catch (const net::StreamError& e) {
+    // A certificate that cannot be verified is the same on every try: the user's configuration
+    // (or someone in between), not an outage.
+    if (e.certificate()) {
+      throw StoreAuthError(address_.describe() + ": " + e.what() +
+                           " (name the CA that signed the server's certificate with "
+                           "rediss://HOST:PORT?ca_bundle=PATH, or in $SSL_CERT_FILE)");
+    }
+    fail(std::string("cannot connect: ") + e.what());
+  }
+  reader_.reset(redisReaderCreate());
+  if (!reader_) fail("cannot allocate a reply reader");
+}
+
 void RedisStore::connect() {
-  const timeval timeout = to_timeval(Millis(500));
-  context_.reset(redisConnectWithTimeout(address_.host.c_str(), address_.port, timeout));
-  if (!context_) fail("cannot allocate a connection");
-  if (context_->err) fail(std::string("cannot connect: ") + context_->errstr);
-  redisSetTimeout(context_.get(), to_timeval(busy_timeout_));
-  redisEnableKeepAlive(context_.get());
+  if (address_.tls) {
+    connect_tls();
+  } else {
+    context_.reset(
+        redisConnectWithTimeout(address_.host.c_str(), address_.port, to_timeval(kConnectTimeout)));
+    if (!context_) fail("cannot allocate a connection");
+    if (context_->err) fail(std::string("cannot connect: ") + context_->errstr);
+    redisSetTimeout(context_.get(), to_timeval(busy_timeout_));
+    redisEnableKeepAlive(context_.get());
+  }
   // Every refusal from here on is the user's configuration (a password, an ACL, a database
   // number), not an outage: it ends the command (exit 3) instead of falling back to memory.
   std::string_view step = "AUTH";
@@ -233,7 +281,7 @@ void RedisStore::connect() {
       note_time(number(time->element[0]) * 1'000'000 + number(time->element[1]), sent, sent_wall);
     }
   } catch (const StoreError& e) {
-    if (!context_) throw;  // the connection failed, not the server refusing
+    if (!connected()) throw;  // the connection failed, not the server refusing
     // The server's own words are not repeated for AUTH: they never hold the password, but what
     // a proxy in between answers might.
     const std::string_view said = e.what();
@@ -251,21 +299,58 @@ void RedisStore::connect() {
   }
 }
 
+// One command and its reply over the TLS stream. A lost connection, a timeout or a reply
+// that is not RESP ends the connection, as hiredis does with its own.
+void RedisStore::drop_tls(const std::string& why) {
+  stream_.reset();
+  reader_.reset();
+  fail(why);
+}
+
+redisReply* RedisStore::round_trip_tls(int argc, const char** argv, const size_t* lengths) {
+  char* wire = nullptr;
+  const int size = redisFormatCommandArgv(&wire, argc, argv, lengths);
+  if (size < 0) fail("cannot encode a command");
+  const std::unique_ptr<char, void (*)(char*)> owned(wire, redisFreeCommand);
+  try {
+    stream_->send_all(std::string_view(wire, static_cast<std::size_t>(size)), busy_timeout_);
+    for (;;) {
+      void* reply = nullptr;
+      if (redisReaderGetReply(reader_.get(), &reply) != REDIS_OK)
+        drop_tls(std::string("not a Redis reply: ") + reader_->errstr);
+      if (reply != nullptr) return static_cast<redisReply*>(reply);
+      char buffer[16 * 1024];
+      const std::size_t got = stream_->receive(buffer, sizeof buffer, busy_timeout_);
+      if (redisReaderFeed(reader_.get(), buffer, got) != REDIS_OK)
+        drop_tls(std::string("not a Redis reply: ") + reader_->errstr);
+    }
+  } catch (const net::StreamError& e) {
+    drop_tls(e.what());
+  }
+}
+
 Reply RedisStore::command(const std::vector<std::string>& args) {
-  if (!context_) fail("not connected");
+  if (!connected()) fail("not connected");
   std::vector<const char*> argv;
   std::vector<size_t> lengths;
   for (const auto& a : args) {
     argv.push_back(a.data());
     lengths.push_back(a.size());
   }
-  Reply reply(static_cast<redisReply*>(redisCommandArgv(
-      context_.get(), static_cast<int>(argv.size()), argv.data(), lengths.data())));
+  const int argc = static_cast<int>(argv.size());
+  if (stream_) return finish(Reply(round_trip_tls(argc, argv.data(), lengths.data())), args);
+  Reply reply(static_cast<redisReply*>(
+      redisCommandArgv(context_.get(), argc, argv.data(), lengths.data())));
   if (!reply) {
     const std::string why = context_->errstr[0] ? context_->errstr : "connection lost";
     context_.reset();  // a context with an error cannot be used again
     fail(why);
   }
+  return finish(std::move(reply), args);
+}
+
+// A reply that is an error: NOSCRIPT for script() to reload, else the command's failure.
+Reply RedisStore::finish(Reply reply, const std::vector<std::string>& args) {
   if (reply->type == REDIS_REPLY_ERROR) {
     const std::string why(reply->str, reply->len);
     if (why.rfind("NOSCRIPT", 0) == 0) throw std::out_of_range(why);  // script() reloads
@@ -398,7 +483,7 @@ void RedisStore::transact(const std::function<void(Transaction&)>& body) {
 }  // namespace
 
 std::string RedisAddress::describe() const {
-  std::string out = "redis://";
+  std::string out = tls ? "rediss://" : "redis://";
   if (!user.empty() || !password.empty()) out += (user.empty() ? "" : user) + ":***@";
   out += host.find(':') != std::string::npos ? "[" + host + "]" : host;
   out += ":" + std::to_string(port);

@@ -94,12 +94,16 @@ std::unique_ptr<Store> make_sqlite_store(const std::string& path,
 std::string default_state_path(
     const std::function<std::optional<std::string>(std::string_view)>& env);
 
-// A Redis server: redis://[USER:PASSWORD@]HOST[:PORT][/DB].
+// A Redis server: redis://[USER:PASSWORD@]HOST[:PORT][/DB], or over TLS
+// rediss://[USER:PASSWORD@]HOST[:PORT][/DB][?ca_bundle=PATH].
 struct RedisAddress {
   std::string host;
   int port = 6379;
   int db = 0;
-  std::string user, password;    // percent-decoded
+  std::string user, password;  // percent-decoded
+  bool tls = false;            // rediss://
+  std::string ca_bundle;       // TLS: PEM file of the CAs to trust; empty: ca_path or the system's
+  std::string ca_path;         // TLS: directory of hashed CA files ($SSL_CERT_DIR)
   std::string describe() const;  // the URL with the password as "***"
 };
 

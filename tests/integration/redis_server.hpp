@@ -2,7 +2,8 @@
 // A real redis-server (Debian's redis-server package; scripts/deps installs it) on a free
 // loopback port for the lifetime of the object, for the tests of the redis:// state store.
 // Nothing is saved to disk. stop() and start() kill and restart it on the same port, as an
-// outage would; cli() runs redis-cli against it.
+// outage would; cli() runs redis-cli against it. Given a directory of certificates
+// (certificates.hpp), it speaks only TLS, with server.pem and server.key, and url() is rediss://.
 //
 //   RedisServer redis;                       // or RedisServer redis("s3cret") for a password
 //   auto store = open_store(redis.url(), ...);
@@ -24,7 +25,8 @@ namespace detour::testing {
 
 class RedisServer {
  public:
-  explicit RedisServer(std::string password = "") : password_(std::move(password)) {
+  explicit RedisServer(std::string password = "", std::string tls_dir = "")
+      : password_(std::move(password)), tls_dir_(std::move(tls_dir)) {
     port_ = free_port();
     start();
   }
@@ -33,10 +35,14 @@ class RedisServer {
   RedisServer& operator=(const RedisServer&) = delete;
 
   int port() const { return port_; }
-  // redis://127.0.0.1:PORT, with ":PASSWORD@" when the server has one.
-  std::string url() const {
-    return "redis://" + (password_.empty() ? "" : ":" + password_ + "@") +
-           "127.0.0.1:" + std::to_string(port_);
+  // redis://127.0.0.1:PORT, with ":PASSWORD@" when the server has one; for a TLS server
+  // rediss://...?ca_bundle=DIR/ca.pem, or without the query when `trusted` is false.
+  std::string url(bool trusted = true) const {
+    std::string out = std::string(tls_dir_.empty() ? "redis://" : "rediss://") +
+                      (password_.empty() ? "" : ":" + password_ + "@") +
+                      "127.0.0.1:" + std::to_string(port_);
+    if (!tls_dir_.empty() && trusted) out += "?ca_bundle=" + tls_dir_ + "/ca.pem";
+    return out;
   }
 
   // Starts the server (again) on its port and waits until it answers PING.
@@ -58,6 +64,13 @@ class RedisServer {
     if (!password_.empty()) {
       args.push_back("--requirepass");
       args.push_back(password_);
+    }
+    if (!tls_dir_.empty()) {
+      args[2] = "0";  // no plain port
+      args.insert(args.end(),
+                  {"--tls-port", std::to_string(port_), "--tls-cert-file", tls_dir_ + "/server.pem",
+                   "--tls-key-file", tls_dir_ + "/server.key", "--tls-ca-cert-file",
+                   tls_dir_ + "/ca.pem", "--tls-auth-clients", "no"});
     }
     pid_ = ::fork();
     if (pid_ < 0) throw std::runtime_error("RedisServer: fork failed");
@@ -98,6 +111,11 @@ class RedisServer {
   // redis-cli -p PORT [-a PASSWORD] args...; `out` is its reply as redis-cli prints it.
   RunResult cli(const std::vector<std::string>& args) const {
     std::vector<std::string> argv{"redis-cli", "-h", "127.0.0.1", "-p", std::to_string(port_)};
+    if (!tls_dir_.empty()) {
+      argv.push_back("--tls");
+      argv.push_back("--cacert");
+      argv.push_back(tls_dir_ + "/ca.pem");
+    }
     if (!password_.empty()) {
       argv.push_back("--no-auth-warning");
       argv.push_back("-a");
@@ -111,6 +129,7 @@ class RedisServer {
 
  private:
   std::string password_;
+  std::string tls_dir_;
   int port_ = 0;
   pid_t pid_ = -1;
   TempDir dir_;

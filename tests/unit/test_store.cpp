@@ -490,30 +490,31 @@ TEST_CASE("store: open_store rejects unknown and unsupported schemes", "[store]"
   auto open = [&](const std::string& url) { return state::open_store(url, env, nullptr); };
   CHECK_THROWS_AS(open("foo://x"), UsageError);
   CHECK_THROWS_WITH(open("foo://x"),
-                    "--state: unknown state store \"foo://x\" (use sqlite, sqlite:///PATH, memory "
-                    "or redis://HOST:PORT)");
+                    "--state: unknown state store \"foo://x\" (use sqlite, sqlite:///PATH, memory, "
+                    "redis://HOST:PORT or rediss://HOST:PORT)");
   CHECK_THROWS_AS(open("postgres"), UsageError);
   CHECK_THROWS_AS(open("sqlite://host/x.db"), UsageError);
   CHECK_THROWS_AS(open("sqlite://"), UsageError);
   CHECK_THROWS_AS(open("sqlite:"), UsageError);
-
-  // Debian's hiredis (0.14) has no TLS.
-  try {
-    open("rediss://:secret@localhost:6379/0");
-    FAIL("rediss:// accepted");
-  } catch (const UsageError& e) {
-    CHECK_THAT(e.what(), Catch::Contains("TLS is not supported") && !Catch::Contains("secret"));
-  }
+  CHECK_THROWS_AS(open("redis+tls://localhost"), UsageError);
 }
 
-// redis://[USER:PASSWORD@]HOST[:PORT][/DB], as redis-cli -u and most clients read it.
+// redis://[USER:PASSWORD@]HOST[:PORT][/DB], as redis-cli -u and most clients read it; rediss://
+// for TLS, as redis-cli -u and redis-py read it, with ?ca_bundle=PATH (our own key's name).
 TEST_CASE("store: redis URLs", "[store]") {
   struct Row {
     std::string url, host;
     int port, db;
     std::string user, password, shown;
+    bool tls = false;
+    std::string ca_bundle = "";
   };
   const std::vector<Row> rows = {
+      {"rediss://cache", "cache", 6379, 0, "", "", "rediss://cache:6379", true},
+      {"rediss://fleet:pw@cache:6380/3?ca_bundle=%2Fetc%2Fredis%20ca.pem", "cache", 6380, 3,
+       "fleet", "pw", "rediss://fleet:***@cache:6380/3", true, "/etc/redis ca.pem"},
+      {"rediss://cache?ca_bundle=/etc/ca.pem", "cache", 6379, 0, "", "", "rediss://cache:6379",
+       true, "/etc/ca.pem"},
       {"redis://cache", "cache", 6379, 0, "", "", "redis://cache:6379"},
       {"redis://cache:6380/2", "cache", 6380, 2, "", "", "redis://cache:6380/2"},
       {"redis://cache:6380/", "cache", 6380, 0, "", "", "redis://cache:6380"},
@@ -534,6 +535,8 @@ TEST_CASE("store: redis URLs", "[store]") {
     CHECK(where.redis.user == row.user);
     CHECK(where.redis.password == row.password);
     CHECK(where.redis.describe() == row.shown);
+    CHECK(where.redis.tls == row.tls);
+    CHECK(where.redis.ca_bundle == row.ca_bundle);
   }
   const std::vector<std::pair<std::string, std::string>> bad = {
       {"redis://", "no host"},
@@ -542,7 +545,13 @@ TEST_CASE("store: redis URLs", "[store]") {
       {"redis://cache:65536", "port"},
       {"redis://:hunter22@cache:x", "port"},
       {"redis://cache/db1", "database"},
-      {"redis://cache/1?timeout=5", "options"},
+      {"redis://cache/1?timeout=5", "options are for rediss://"},
+      {"redis://cache?ca_bundle=/etc/ca.pem", "options are for rediss://"},
+      {"rediss://:hunter22@cache?insecure=1", "the one option is ca_bundle"},
+      {"rediss://cache?ca_bundle=/a.pem&x=1", "the one option is ca_bundle"},
+      {"rediss://cache?ca_bundle=", "ca_bundle needs"},
+      {"rediss://cache#top", "fragment"},
+      {"rediss://:hunter22@", "no host"},
       {"redis://:hunter2%2@cache", "%-escape"},
       {"redis://[::1", "']'"},
       {"redis:cache", "not a redis:// URL"},
