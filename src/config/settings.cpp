@@ -15,7 +15,8 @@ std::vector<Setting> make_settings() {
        "DETOUR_CONFIG"},
       {S::global, "--state", "",
        "Shared state: sqlite (default), sqlite:///PATH, memory, "
-       "redis://[USER:PASSWORD@]HOST[:PORT][/DB], rediss://... (TLS; ?ca_bundle=PEM)",
+       "redis://[USER:PASSWORD@]HOST[:PORT][/DB], rediss://... (TLS; "
+       "?ca_bundle=PEM&cert=PEM&key=PEM)",
        "", "state", "DETOUR_STATE"},
       {S::global, "-v,--verbose", "",
        "Print every attempt and decision on stderr (repeat for more)", "", "", ""},

@@ -18,19 +18,26 @@ struct TlsStreamOptions {
   int port = 0;
   std::string ca_bundle;         // PEM file of the CAs to trust; empty: ca_path, else the system's
   std::string ca_path;           // directory of hashed CA files, when no ca_bundle
+  std::string client_cert;       // PEM certificate to present, for a server that asks; may be empty
+  std::string client_key;        // its private key (PEM); empty: in client_cert
   Millis connect_timeout{2000};  // the TCP connect and the TLS handshake together
 };
 
 class StreamError : public std::runtime_error {
  public:
-  // `certificate`: the server could be reached but its certificate (or our CA file) is the
-  // problem, which trying again will not change.
-  StreamError(const std::string& what, bool certificate)
-      : std::runtime_error(what), certificate_(certificate) {}
-  bool certificate() const { return certificate_; }
+  // What a certificate has to do with it. Not `none`: the server could be reached but a
+  // certificate is the problem, which trying again will not change -- the server's (or our CA
+  // file), or ours (our file, or the server refused or asked for one).
+  enum class Certificate { none, server, client };
+  StreamError(const std::string& what, Certificate certificate, bool timed_out = false)
+      : std::runtime_error(what), certificate_(certificate), timed_out_(timed_out) {}
+  Certificate certificate() const { return certificate_; }
+  // Nothing went wrong but the wait: the server said nothing in time.
+  bool timed_out() const { return timed_out_; }
 
  private:
-  bool certificate_;
+  Certificate certificate_;
+  bool timed_out_;
 };
 
 class ByteStream {

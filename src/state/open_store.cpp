@@ -3,6 +3,7 @@
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "core/error.hpp"
 #include "core/text.hpp"
@@ -273,8 +274,9 @@ std::optional<int> number_in(std::string_view text, int low, int high) {
 }
 
 // redis://[USER:PASSWORD@]HOST[:PORT][/DB], the form redis-cli and most clients take, and
-// rediss:// for TLS, whose one option is ?ca_bundle=PATH. Errors name the URL without its user
-// and password.
+// rediss:// for TLS, whose options are ?ca_bundle=PATH (the CAs to trust), cert=PATH and
+// key=PATH (a client certificate), joined by '&'. Errors name the URL without its user and
+// password.
 RedisAddress parse_redis_url(const std::string& url) {
   const auto bad = [&](const std::string& why) {
     // The form is spelled so that no part of it reads as a URL with a password: the fuzzer
@@ -294,12 +296,30 @@ RedisAddress parse_redis_url(const std::string& url) {
     const std::string_view query = rest.substr(question + 1);
     rest = rest.substr(0, question);
     if (!address.tls) throw bad("options are for rediss:// (TLS) only");
-    constexpr std::string_view kCaBundle = "ca_bundle=";
-    if (!query.starts_with(kCaBundle) || query.find('&') != std::string_view::npos)
-      throw bad("the one option is ca_bundle=PATH");
-    const auto path = percent_decoded(query.substr(kCaBundle.size()));
-    if (!path || path->empty()) throw bad("ca_bundle needs the path of a PEM file");
-    address.ca_bundle = *path;
+    std::set<std::string_view> seen;
+    for (std::size_t start = 0; start <= query.size();) {
+      const std::size_t end = std::min(query.find('&', start), query.size());
+      const std::string_view option = query.substr(start, end - start);
+      start = end + 1;
+      const auto equals = option.find('=');
+      const std::string_view name = option.substr(0, equals);
+      std::string* field = name == "ca_bundle" ? &address.ca_bundle
+                           : name == "cert"    ? &address.client_cert
+                           : name == "key"     ? &address.client_key
+                                               : nullptr;
+      if (field == nullptr) {
+        throw bad("unknown option \"" + std::string(name) +
+                  "\" (the options are ca_bundle, cert and key)");
+      }
+      if (!seen.insert(name).second) throw bad(std::string(name) + " is given twice");
+      const auto path = equals == std::string_view::npos
+                            ? std::optional<std::string>()
+                            : percent_decoded(option.substr(equals + 1));
+      if (!path || path->empty()) throw bad(std::string(name) + " needs the path of a PEM file");
+      *field = *path;
+    }
+    if (!address.client_key.empty() && address.client_cert.empty())
+      throw bad("key is the private key of a cert, which is missing");
   }
   const auto slash = rest.find('/');
   std::string_view authority = rest.substr(0, slash);

@@ -91,6 +91,8 @@ struct ReaderDeleter {
 // How long the TCP connect (and, for rediss://, the TLS handshake) may take.
 constexpr Millis kConnectTimeout{500};
 constexpr Millis kTlsConnectTimeout{2000};
+// How long a TLS connection whose first command failed is watched for the server's alert.
+constexpr Millis kAlertWait{250};
 
 timeval to_timeval(Millis ms) {
   return {static_cast<time_t>(ms.count() / 1000),
@@ -196,6 +198,8 @@ class RedisStore final : public Store {
   Reply command(const std::vector<std::string>& args);
   redisReply* round_trip_tls(int argc, const char** argv, const size_t* lengths);
   [[noreturn]] void drop_tls(const std::string& why);
+  [[noreturn]] void fail_tls(const net::StreamError& e, const std::string& doing);
+  void why_tls_closed();
   Reply finish(Reply reply, const std::vector<std::string>& args);
   Reply script(const std::string& sha, const char* text, const std::vector<std::string>& keys,
                const std::vector<std::string>& args);
@@ -223,18 +227,13 @@ void RedisStore::connect_tls() {
   options.port = address_.port;
   options.ca_bundle = address_.ca_bundle;
   options.ca_path = address_.ca_path;
+  options.client_cert = address_.client_cert;
+  options.client_key = address_.client_key;
   options.connect_timeout = kTlsConnectTimeout;
   try {
     stream_ = net::connect_tls(options);
   } catch (const net::StreamError& e) {
-    // A certificate that cannot be verified is the same on every try: the user's configuration
-    // (or someone in between), not an outage.
-    if (e.certificate()) {
-      throw StoreAuthError(address_.describe() + ": " + e.what() +
-                           " (name the CA that signed the server's certificate with "
-                           "rediss://HOST:PORT?ca_bundle=PATH, or in $SSL_CERT_FILE)");
-    }
-    fail(std::string("cannot connect: ") + e.what());
+    fail_tls(e, "cannot connect: ");
   }
   reader_.reset(redisReaderCreate());
   if (!reader_) fail("cannot allocate a reply reader");
@@ -281,7 +280,10 @@ void RedisStore::connect() {
       note_time(number(time->element[0]) * 1'000'000 + number(time->element[1]), sent, sent_wall);
     }
   } catch (const StoreError& e) {
-    if (!connected()) throw;  // the connection failed, not the server refusing
+    if (!connected()) {  // the connection failed, not the server refusing
+      if (address_.tls) why_tls_closed();
+      throw;
+    }
     // The server's own words are not repeated for AUTH: they never hold the password, but what
     // a proxy in between answers might.
     const std::string_view said = e.what();
@@ -307,6 +309,57 @@ void RedisStore::drop_tls(const std::string& why) {
   fail(why);
 }
 
+// A server that refuses our client certificate after a TLS 1.3 handshake sends its alert and
+// closes, and what we see first is often only a reset. So when the first command on a new TLS
+// connection failed, a second connection listens a moment without writing (only a connection
+// that already failed pays for the wait). A server that answers a handshake and then, unasked,
+// sends an alert about a certificate or ends the connection at once (its reset can overtake its
+// alert) refuses this client's certificate, or the lack of one: the user's configuration, not an
+// outage. A server that stays silent waits for a command: the first failure stands.
+void RedisStore::why_tls_closed() {
+  try {
+    connect_tls();
+    char byte = 0;
+    stream_->receive(&byte, 1, kAlertWait);
+  } catch (const net::StreamError& e) {
+    if (e.certificate() != net::StreamError::Certificate::none) fail_tls(e, "");
+    if (!e.timed_out()) {
+      fail_tls(net::StreamError(std::string(e.what()) +
+                                    " (the server ended the connection right after the "
+                                    "handshake, before any command)",
+                                net::StreamError::Certificate::client),
+               "");
+    }
+  } catch (const StoreAuthError&) {
+    throw;
+  } catch (const std::exception&) {
+    // Silence (the server waits for a command) or another failure: not a certificate.
+  }
+  stream_.reset();
+  reader_.reset();
+}
+
+// A certificate problem is the same on every try: the user's configuration (or someone in
+// between), not an outage, so it ends the command like a wrong password.
+void RedisStore::fail_tls(const net::StreamError& e, const std::string& doing) {
+  stream_.reset();
+  reader_.reset();
+  using Certificate = net::StreamError::Certificate;
+  switch (e.certificate()) {
+    case Certificate::server:
+      throw StoreAuthError(address_.describe() + ": " + e.what() +
+                           " (name the CA that signed the server's certificate with "
+                           "rediss://HOST:PORT?ca_bundle=PATH, or in $SSL_CERT_FILE)");
+    case Certificate::client:
+      throw StoreAuthError(address_.describe() + ": " + e.what() +
+                           " (the server wants a client certificate its CA signed: "
+                           "rediss://HOST:PORT?cert=PATH&key=PATH)");
+    case Certificate::none:
+      break;
+  }
+  fail(doing + e.what());
+}
+
 redisReply* RedisStore::round_trip_tls(int argc, const char** argv, const size_t* lengths) {
   char* wire = nullptr;
   const int size = redisFormatCommandArgv(&wire, argc, argv, lengths);
@@ -325,7 +378,7 @@ redisReply* RedisStore::round_trip_tls(int argc, const char** argv, const size_t
         drop_tls(std::string("not a Redis reply: ") + reader_->errstr);
     }
   } catch (const net::StreamError& e) {
-    drop_tls(e.what());
+    fail_tls(e, "");
   }
 }
 

@@ -95,7 +95,7 @@ std::string default_state_path(
     const std::function<std::optional<std::string>(std::string_view)>& env);
 
 // A Redis server: redis://[USER:PASSWORD@]HOST[:PORT][/DB], or over TLS
-// rediss://[USER:PASSWORD@]HOST[:PORT][/DB][?ca_bundle=PATH].
+// rediss://[USER:PASSWORD@]HOST[:PORT][/DB][?ca_bundle=PATH&cert=PATH&key=PATH].
 struct RedisAddress {
   std::string host;
   int port = 6379;
@@ -104,6 +104,8 @@ struct RedisAddress {
   bool tls = false;            // rediss://
   std::string ca_bundle;       // TLS: PEM file of the CAs to trust; empty: ca_path or the system's
   std::string ca_path;         // TLS: directory of hashed CA files ($SSL_CERT_DIR)
+  std::string client_cert;     // TLS: ?cert=, a client certificate (PEM) for a server that asks
+  std::string client_key;      // TLS: ?key=, its private key; empty: in client_cert
   std::string describe() const;  // the URL with the password as "***"
 };
 

@@ -25,8 +25,13 @@ namespace detour::testing {
 
 class RedisServer {
  public:
-  explicit RedisServer(std::string password = "", std::string tls_dir = "")
-      : password_(std::move(password)), tls_dir_(std::move(tls_dir)) {
+  // `client_certificates`: a TLS server that refuses clients without a certificate from
+  // tls_dir/ca.pem (Redis's own default for its TLS port).
+  explicit RedisServer(std::string password = "", std::string tls_dir = "",
+                       bool client_certificates = false)
+      : password_(std::move(password)),
+        tls_dir_(std::move(tls_dir)),
+        client_certificates_(client_certificates) {
     port_ = free_port();
     start();
   }
@@ -67,10 +72,10 @@ class RedisServer {
     }
     if (!tls_dir_.empty()) {
       args[2] = "0";  // no plain port
-      args.insert(args.end(),
-                  {"--tls-port", std::to_string(port_), "--tls-cert-file", tls_dir_ + "/server.pem",
-                   "--tls-key-file", tls_dir_ + "/server.key", "--tls-ca-cert-file",
-                   tls_dir_ + "/ca.pem", "--tls-auth-clients", "no"});
+      args.insert(args.end(), {"--tls-port", std::to_string(port_), "--tls-cert-file",
+                               tls_dir_ + "/server.pem", "--tls-key-file", tls_dir_ + "/server.key",
+                               "--tls-ca-cert-file", tls_dir_ + "/ca.pem", "--tls-auth-clients",
+                               client_certificates_ ? "yes" : "no"});
     }
     pid_ = ::fork();
     if (pid_ < 0) throw std::runtime_error("RedisServer: fork failed");
@@ -115,6 +120,8 @@ class RedisServer {
       argv.push_back("--tls");
       argv.push_back("--cacert");
       argv.push_back(tls_dir_ + "/ca.pem");
+      argv.insert(argv.end(),
+                  {"--cert", tls_dir_ + "/client.pem", "--key", tls_dir_ + "/client.key"});
     }
     if (!password_.empty()) {
       argv.push_back("--no-auth-warning");
@@ -130,6 +137,7 @@ class RedisServer {
  private:
   std::string password_;
   std::string tls_dir_;
+  bool client_certificates_ = false;
   int port_ = 0;
   pid_t pid_ = -1;
   TempDir dir_;

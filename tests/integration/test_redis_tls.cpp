@@ -169,6 +169,38 @@ TEST_CASE("rediss store: the password goes inside TLS; a wrong one is exit 3 and
   CHECK(warnings.seen->empty());
 }
 
+TEST_CASE("rediss store: a client certificate for a server that asks; without one, exit 3",
+          "[redis][tls]") {
+  TempDir certs;
+  if (!make_certificates(certs)) {
+    WARN("the openssl command-line tool is not available: rediss:// tests skipped");
+    return;
+  }
+  RedisServer redis("", certs.path(), /*client_certificates=*/true);
+  // Redis's TLS port asks for a client certificate by default. With TLS 1.3 the refusal comes
+  // after the handshake: an alert ("certificate required"), and a reset that often overtakes it.
+  std::string message = config_error(redis.url());
+  CHECK_THAT(message, Catch::Contains("cert=PATH&key=PATH"));
+  // A certificate from a CA the server does not trust ("unknown ca", or the reset).
+  TempDir strangers;
+  REQUIRE(make_certificates(strangers));
+  message = config_error(redis.url() + "&cert=" + strangers.path() +
+                         "/client.pem&key=" + strangers.path() + "/client.key");
+  CHECK_THAT(message, Catch::Contains("cert=PATH&key=PATH"));
+  // A key file that is not there.
+  message = config_error(redis.url() + "&cert=" + certs.path() + "/client.pem&key=" + certs.path() +
+                         "/missing.key");
+  CHECK_THAT(message, Catch::Contains("cert=PATH&key=PATH"));
+
+  Warnings warnings;
+  auto store = state::open_store(
+      redis.url() + "&cert=" + certs.path() + "/client.pem&key=" + certs.path() + "/client.key",
+      env_of({}), warnings.sink());
+  store->update("route:r", [](json& doc) { doc = {{"turn", 1}}; });
+  CHECK(redis.cli({"GET", "detour:{state}:route:r"}).out == "{\"turn\":1}\n");
+  CHECK(warnings.seen->empty());
+}
+
 TEST_CASE("rediss store: killed mid-run, back again, or not TLS at all: a warning, never a failure",
           "[redis][tls]") {
   TempDir certs;

@@ -507,7 +507,7 @@ TEST_CASE("store: redis URLs", "[store]") {
     int port, db;
     std::string user, password, shown;
     bool tls = false;
-    std::string ca_bundle = "";
+    std::string ca_bundle = "", cert = "", key = "";
   };
   const std::vector<Row> rows = {
       {"rediss://cache", "cache", 6379, 0, "", "", "rediss://cache:6379", true},
@@ -515,6 +515,10 @@ TEST_CASE("store: redis URLs", "[store]") {
        "fleet", "pw", "rediss://fleet:***@cache:6380/3", true, "/etc/redis ca.pem"},
       {"rediss://cache?ca_bundle=/etc/ca.pem", "cache", 6379, 0, "", "", "rediss://cache:6379",
        true, "/etc/ca.pem"},
+      {"rediss://cache?cert=/etc/me.pem&ca_bundle=/etc/ca.pem&key=%2Fetc%2Fme.key", "cache", 6379,
+       0, "", "", "rediss://cache:6379", true, "/etc/ca.pem", "/etc/me.pem", "/etc/me.key"},
+      {"rediss://cache?cert=/etc/both.pem", "cache", 6379, 0, "", "", "rediss://cache:6379", true,
+       "", "/etc/both.pem"},
       {"redis://cache", "cache", 6379, 0, "", "", "redis://cache:6379"},
       {"redis://cache:6380/2", "cache", 6380, 2, "", "", "redis://cache:6380/2"},
       {"redis://cache:6380/", "cache", 6380, 0, "", "", "redis://cache:6380"},
@@ -537,6 +541,8 @@ TEST_CASE("store: redis URLs", "[store]") {
     CHECK(where.redis.describe() == row.shown);
     CHECK(where.redis.tls == row.tls);
     CHECK(where.redis.ca_bundle == row.ca_bundle);
+    CHECK(where.redis.client_cert == row.cert);
+    CHECK(where.redis.client_key == row.key);
   }
   const std::vector<std::pair<std::string, std::string>> bad = {
       {"redis://", "no host"},
@@ -547,9 +553,13 @@ TEST_CASE("store: redis URLs", "[store]") {
       {"redis://cache/db1", "database"},
       {"redis://cache/1?timeout=5", "options are for rediss://"},
       {"redis://cache?ca_bundle=/etc/ca.pem", "options are for rediss://"},
-      {"rediss://:hunter22@cache?insecure=1", "the one option is ca_bundle"},
-      {"rediss://cache?ca_bundle=/a.pem&x=1", "the one option is ca_bundle"},
+      {"rediss://:hunter22@cache?insecure=1", "unknown option \"insecure\""},
+      {"rediss://cache?ca_bundle=/a.pem&x=1", "unknown option \"x\""},
       {"rediss://cache?ca_bundle=", "ca_bundle needs"},
+      {"rediss://cache?cert", "cert needs"},
+      {"rediss://cache?cert=/c.pem&cert=/d.pem", "cert is given twice"},
+      {"rediss://cache?key=/k.pem", "key is the private key of a cert"},
+      {"rediss://cache?ca_bundle=/a.pem&", "unknown option \"\""},
       {"rediss://cache#top", "fragment"},
       {"rediss://:hunter22@", "no host"},
       {"redis://:hunter2%2@cache", "%-escape"},
