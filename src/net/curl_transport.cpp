@@ -43,15 +43,6 @@ constexpr long kPollCapMs = 100;
 // Idle easy handles kept for reuse; each keeps buffers worth not reallocating per request.
 constexpr std::size_t kHandlePoolMax = 32;
 
-void init_curl_once() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-      throw std::runtime_error("cannot initialise libcurl");
-    }
-  });
-}
-
 class CurlTransport;
 
 struct Request {

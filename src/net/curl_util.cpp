@@ -4,6 +4,8 @@
 
 #include <cctype>
 #include <cstdio>
+#include <mutex>
+#include <stdexcept>
 
 #ifndef DETOUR_VERSION
 #define DETOUR_VERSION "dev"
@@ -294,6 +296,17 @@ int debug_to_stderr(CURL* /*easy*/, curl_infotype type, char* data, size_t size,
                  static_cast<int>(trim(shown).size()), trim(shown).data());
   }
   return 0;
+}
+
+namespace {
+std::once_flag curl_init_once;
+bool curl_init_failed = false;  // written once, under curl_init_once
+}  // namespace
+
+void init_curl_once() {
+  std::call_once(curl_init_once,
+                 [] { curl_init_failed = curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK; });
+  if (curl_init_failed) throw std::runtime_error("cannot initialise libcurl");
 }
 
 }  // namespace detour::net::curl_detail

@@ -13,6 +13,10 @@
 
 namespace detour::net::curl_detail {
 
+// curl_global_init, once per process, by whoever needs libcurl first (a transport or a TLS
+// stream). Throws when it failed.
+void init_curl_once();
+
 // Strips spaces, tabs and line ends from both sides.
 std::string_view trim(std::string_view text);
 

@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <chrono>
 
+#include "net/curl_util.hpp"
+
 namespace detour::net {
 
 namespace {
@@ -48,7 +50,8 @@ Certificate certificate_problem(CURLcode code, std::string_view message) {
 
 class CurlTlsStream final : public ByteStream {
  public:
-  explicit CurlTlsStream(const TlsStreamOptions& options) : easy_(curl_easy_init()) {
+  explicit CurlTlsStream(const TlsStreamOptions& options)
+      : easy_((curl_detail::init_curl_once(), curl_easy_init())) {
     if (!easy_) throw StreamError("cannot start a TLS connection (libcurl)", Certificate::none);
     const bool ipv6 = options.host.find(':') != std::string::npos;
     const std::string url = "https://" + (ipv6 ? "[" + options.host + "]" : options.host) + ":" +
