@@ -133,6 +133,7 @@ void Runner::count(const LineOutcome& outcome) {
     summary_.input_tokens += r.reply.usage.input_tokens.value_or(0);
     summary_.output_tokens += r.reply.usage.output_tokens.value_or(0);
     summary_.cost_usd += r.cost_usd.value_or(0);
+    if (!r.cost_usd) ++summary_.unpriced;
     const std::string answered = r.target->target.name();
     ++summary_.per_target[answered];
     if (r.first_target && *r.first_target != answered) ++summary_.failovers;

@@ -74,6 +74,7 @@ struct Summary {
   std::int64_t input_tokens = 0;
   std::int64_t output_tokens = 0;
   double cost_usd = 0;
+  std::uint64_t unpriced = 0;      // answered lines whose model has no known price
   std::uint64_t rate_limited = 0;  // 429s received
   std::uint64_t failovers = 0;     // answered by another target than their chain's first
   std::map<std::string, std::uint64_t> per_target;  // answered lines per "provider/model"

@@ -24,6 +24,15 @@ std::string per_target_text(const std::map<std::string, std::uint64_t>& lines) {
 
 constexpr int kBadLinesNamed = 20;
 
+// "$0.0000" would say the answers were free when detour only does not know their price.
+std::string cost_text(const batch::Summary& s) {
+  if (s.unpriced == 0) return dollars(s.cost_usd);
+  const std::string no_price = " without a price ([models] input_cost, output_cost)";
+  if (s.unpriced == s.ok) return "unknown: every answer came from a model" + no_price;
+  return dollars(s.cost_usd) + ", not counting " + io::group_thousands(s.unpriced) +
+         (s.unpriced == 1 ? " line" : " lines") + " from models" + no_price;
+}
+
 }  // namespace
 
 io::ProgressCounts progress_counts(const batch::Summary& s, std::uint64_t total) {
@@ -51,7 +60,8 @@ void report_summary(io::Logger& log, const batch::Summary& s, Millis elapsed,
       {"elapsed_ms", elapsed.count()},
       {"input_tokens", s.input_tokens},
       {"output_tokens", s.output_tokens},
-      {"cost_usd", s.cost_usd},
+      {"cost_usd", s.unpriced == s.ok && s.ok > 0 ? nlohmann::json() : nlohmann::json(s.cost_usd)},
+      {"unpriced_lines", s.unpriced},
       {"rate_limited", s.rate_limited},
       {"failovers", s.failovers},
       {"per_target", s.per_target},
@@ -71,7 +81,7 @@ void report_summary(io::Logger& log, const batch::Summary& s, Millis elapsed,
   if (s.interrupted) text += " (interrupted: --resume completes it)";
   text += "\nbatch: tokens " + io::group_thousands(static_cast<std::uint64_t>(s.input_tokens)) +
           " in, " + io::group_thousands(static_cast<std::uint64_t>(s.output_tokens)) +
-          " out; cost " + dollars(s.cost_usd) + "; 429s " + io::group_thousands(s.rate_limited) +
+          " out; cost " + cost_text(s) + "; 429s " + io::group_thousands(s.rate_limited) +
           "; failovers " + io::group_thousands(s.failovers);
   text += "\nbatch: answered by " + per_target_text(s.per_target);
   log.summary(text, std::move(fields));

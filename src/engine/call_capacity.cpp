@@ -311,10 +311,8 @@ void Call::settle_capacity(const Attempt& attempt, const net::HttpResponse& resp
         static_cast<double>(usage->input_tokens.value_or(0) + usage->output_tokens.value_or(0));
   }
   f.now_ms = static_cast<double>(wall_ms(ctx_.clock));
-  if (record.error == ErrorClass::rate_limited) {
-    const Millis hint = outcome.hint.value_or(headers.requests_reset.value_or(Millis(1000)));
-    f.blocked_until_ms = f.now_ms + static_cast<double>(hint.count());
-  }
+  if (record.error == ErrorClass::rate_limited)
+    f.blocked_until_ms = blocked_until_after_429(f.now_ms, outcome.hint, headers);
   ctx_.state.limiter().settle(limit_scope(spec_.chain.targets[attempt.index]), f);
 }
 

@@ -264,6 +264,12 @@ Admission admit(json& doc, const LimitScope& scope, const AdmissionRequest& requ
   return result;
 }
 
+double blocked_until_after_429(double now_ms, std::optional<Millis> hint,
+                               const providers::RateLimitInfo& headers) {
+  const Millis wait = hint.value_or(headers.requests_reset.value_or(Millis(1000)));
+  return now_ms + static_cast<double>(wait.count());
+}
+
 void settle(json& doc, const LimitScope& scope, const AdmissionFeedback& f) {
   json& provider = object_at(doc, "provider");
   json& target = object_at(object_at(doc, "targets"), scope.model);

@@ -91,6 +91,12 @@ struct AdmissionFeedback {
   double now_ms = 0;
 };
 
+// When a 429 lets the target be tried again: after the reply's hint (Retry-After, or the reset of
+// the bucket it emptied), else its requests reset, else a second -- the one rule for a call's 429
+// and a health probe's, so the next process does not spend a request to hear the same refusal.
+double blocked_until_after_429(double now_ms, std::optional<Millis> hint,
+                               const providers::RateLimitInfo& headers);
+
 // Frees the request's slot, corrects its token reservation from the usage, learns limits
 // from the headers (resynchronising the buckets) and empties the target after a 429.
 void settle(nlohmann::json& doc, const LimitScope& scope, const AdmissionFeedback& feedback);

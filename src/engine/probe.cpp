@@ -225,12 +225,10 @@ void record(const std::vector<ProbeTarget>& probes, std::vector<ProbeResult>& re
         learned.replied = true;
         learned.headers = r.ratelimit;
         learned.now_ms = static_cast<double>(wall);
-        // A 429 holds the target back until its hint, as a call's would (call_capacity.cpp):
-        // else the next `ask` spends a request to hear the same refusal.
+        // A 429 holds the target back until its hint, as a call's does.
         if (r.error == ErrorClass::rate_limited) {
-          const Millis hint =
-              r.ratelimit.retry_after.value_or(r.ratelimit.requests_reset.value_or(Millis(1000)));
-          learned.blocked_until_ms = learned.now_ms + static_cast<double>(hint.count());
+          learned.blocked_until_ms =
+              blocked_until_after_429(learned.now_ms, r.ratelimit.retry_after, r.ratelimit);
         }
         state.limiter().settle(limit_scope(target), learned);
       }

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -273,11 +274,18 @@ void RedisStore::connect() {
     const auto sent = std::chrono::steady_clock::now();
     const auto sent_wall = std::chrono::system_clock::now();
     Reply time = command({"TIME"});
+    // Two decimal strings, seconds and microseconds; anything else (a proxy that rewrote the
+    // reply, say) leaves the clock unmeasured until the first transaction's TIME.
+    const auto number = [](const redisReply* r) -> std::optional<std::int64_t> {
+      std::int64_t value = 0;
+      if (r->type != REDIS_REPLY_STRING) return std::nullopt;
+      const auto [end, err] = std::from_chars(r->str, r->str + r->len, value);
+      if (err != std::errc() || end != r->str + r->len) return std::nullopt;
+      return value;
+    };
     if (time->type == REDIS_REPLY_ARRAY && time->elements == 2) {
-      const auto number = [](const redisReply* r) {
-        return std::stoll(std::string(r->str, r->len));
-      };
-      note_time(number(time->element[0]) * 1'000'000 + number(time->element[1]), sent, sent_wall);
+      const auto seconds = number(time->element[0]), micros = number(time->element[1]);
+      if (seconds && micros) note_time(*seconds * 1'000'000 + *micros, sent, sent_wall);
     }
   } catch (const StoreError& e) {
     if (!connected()) {  // the connection failed, not the server refusing

@@ -429,3 +429,37 @@ TEST_CASE("batch --shard K/N: N runs split one input, every id answered exactly 
     CHECK(r.out.empty());
   }
 }
+
+// The summary's cost: "$0.0000" would say answers were free when detour does not know their
+// price (a model neither [models] nor the built-in catalog prices, as the mock's are).
+TEST_CASE("batch: the summary's cost says when answers had no price; one line is '1 line'",
+          "[batch]") {
+  Env env(json::object(), "[models.\"oa/m1\"]\ninput_cost = 1.0\noutput_cost = 2.0\n");
+  SECTION("none priced") {
+    const std::string input = env.dir.write("in.jsonl", questions(1));
+    RunResult r = batch(env, {input, "-m", "oa/m2"});
+    INFO(r.err);
+    CHECK(r.exit_code == 0);
+    CHECK_THAT(r.err, Catch::Contains("batch: 1 line in"));
+    CHECK_THAT(r.err, Catch::Contains("cost unknown: every answer came from a model without a "
+                                      "price ([models] input_cost, output_cost)"));
+  }
+  SECTION("some priced") {
+    const std::string input = env.dir.write(
+        "in.jsonl", questions(2) + R"({"id": "x", "prompt": "p", "model": "oa/m2"})" + "\n");
+    RunResult r = batch(env, {input, "-m", "oa/m1"});
+    INFO(r.err);
+    CHECK(r.exit_code == 0);
+    CHECK_THAT(r.err, Catch::Contains("batch: 3 lines in"));
+    CHECK_THAT(r.err, Catch::Contains(", not counting 1 line from models without a price"));
+    CHECK_THAT(r.err, Catch::Contains("; cost $"));
+  }
+  SECTION("all priced, and the JSON summary") {
+    const std::string input = env.dir.write("in.jsonl", questions(2));
+    RunResult r = batch(env, {"--log-format", "json", input, "-m", "oa/m1"});
+    INFO(r.err);
+    CHECK(r.exit_code == 0);
+    CHECK_THAT(r.err, !Catch::Contains("not counting"));
+    CHECK_THAT(r.err, Catch::Contains("\"unpriced_lines\":0"));
+  }
+}

@@ -338,3 +338,24 @@ TEST_CASE("limiter: the slots of a process that has ended are free", "[limiter]"
   CHECK(provider_view(doc_held_by(child), none, 0.0).in_flight == 0);
   CHECK(provider_view(doc_held_by(::getpid()), none, 0.0).in_flight == 1);
 }
+
+// One rule for how long a 429 holds a target back, for a call's and a health probe's alike.
+TEST_CASE("limiter: a 429 holds the target until its hint, else its requests reset, else 1 s",
+          "[limiter]") {
+  using detour::Millis;
+  struct Row {
+    std::optional<Millis> hint, requests_reset;
+    double until;
+  };
+  const std::vector<Row> rows = {
+      {Millis(2500), Millis(9000), 12'500},  // the reply's hint comes first
+      {std::nullopt, Millis(9000), 19'000},  // then when the requests bucket is full again
+      {std::nullopt, std::nullopt, 11'000},  // then a second
+      {Millis(0), std::nullopt, 10'000},     // "Retry-After: 0" is a hint too
+  };
+  for (const auto& row : rows) {
+    detour::providers::RateLimitInfo headers;
+    headers.requests_reset = row.requests_reset;
+    CHECK(blocked_until_after_429(10'000, row.hint, headers) == row.until);
+  }
+}
