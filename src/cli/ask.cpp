@@ -121,7 +121,7 @@ int run_ask(const GlobalOptions& global, const AskOptions& options) {
     }
     return 0;
   }
-  log.error(std::string(engine::to_string(result.error)) + ": " + result.message);
+  log.error(failure_text(result));
   return engine::exit_code_for_failure(result);
 }
 

@@ -31,6 +31,11 @@ struct AskOptions {
 void add_ask_options(CLI::App& command, AskOptions& options);
 int run_ask(const GlobalOptions& global, const AskOptions& options);
 
+// The error line of a failed call: "CLASS: TARGET: why", and when other targets were tried
+// before the one that ended it, what each of them last failed with, in the order they were
+// tried -- "; before it: openai/gpt-4o connection, anthropic/claude overloaded (529)".
+std::string failure_text(const engine::CallResult& result);
+
 // The --json object (README, "detour ask").
 nlohmann::ordered_json result_to_json(const engine::CallResult& result, const config::Chain& chain);
 

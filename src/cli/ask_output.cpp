@@ -1,6 +1,10 @@
 // What `detour ask --json` prints: one object, also when the call fails.
 #include "cli/ask.hpp"
 
+#include <map>
+#include <string>
+#include <vector>
+
 namespace detour::cli {
 
 namespace {
@@ -60,6 +64,30 @@ nlohmann::ordered_json result_to_json(const engine::CallResult& result,
   out["latency_ms"] = result.latency.count();
   out["attempts"] = std::move(attempts);
   return out;
+}
+
+std::string failure_text(const engine::CallResult& result) {
+  std::string text = std::string(engine::to_string(result.error)) + ": " + result.message;
+  if (result.attempts.empty()) return text;
+  const auto name = [](const engine::AttemptRecord& a) { return a.provider + "/" + a.model; };
+  const std::string last = name(result.attempts.back());
+  // Each other target once, where it was first tried, with what it last failed with.
+  std::vector<std::string> order;
+  std::map<std::string, const engine::AttemptRecord*> latest;
+  for (const auto& attempt : result.attempts) {
+    const std::string target = name(attempt);
+    if (target == last || attempt.error == engine::ErrorClass::none) continue;
+    if (!latest.count(target)) order.push_back(target);
+    latest[target] = &attempt;
+  }
+  if (order.empty()) return text;
+  text += "; before it:";
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    const engine::AttemptRecord& a = *latest[order[i]];
+    text += (i == 0 ? " " : ", ") + order[i] + " " + std::string(engine::to_string(a.error));
+    if (a.status) text += " (" + std::to_string(*a.status) + ")";
+  }
+  return text;
 }
 
 }  // namespace detour::cli

@@ -14,7 +14,7 @@ std::vector<Setting> make_settings() {
       {S::global, "-c,--config", "FILE", "Config file", "$XDG_CONFIG_HOME/detour/config.toml", "",
        "DETOUR_CONFIG"},
       {S::global, "--state", "",
-       "Shared state: sqlite (default), sqlite:///PATH, memory, "
+       "Shared state: sqlite (default), sqlite:///ABS/PATH, sqlite:REL/PATH, memory, "
        "redis://[USER:PASSWORD@]HOST[:PORT][/DB], rediss://... (TLS; "
        "?ca_bundle=PEM&cert=PEM&key=PEM)",
        "", "state", "DETOUR_STATE"},

@@ -50,14 +50,18 @@ std::string config_error(const std::string& url, const Env& env = {}) {
   return "";
 }
 
+// Makes the test's certificates; false (and a warning) when openssl cannot be run.
+bool have_certificates(const TempDir& certs) {
+  if (make_certificates(certs)) return true;
+  WARN("the openssl command-line tool is not available: rediss:// tests skipped");
+  return false;
+}
+
 }  // namespace
 
 TEST_CASE("rediss store: documents over TLS, from several connections at once", "[redis][tls]") {
   TempDir certs;
-  if (!make_certificates(certs)) {
-    WARN("the openssl command-line tool is not available: rediss:// tests skipped");
-    return;
-  }
+  if (!have_certificates(certs)) return;
   RedisServer redis("", certs.path());
   Warnings warnings;
   auto store = state::open_store(redis.url(), env_of({}), warnings.sink());
@@ -108,10 +112,7 @@ TEST_CASE("rediss store: documents over TLS, from several connections at once", 
 TEST_CASE("rediss store: the certificate is verified; one nobody trusts is exit 3",
           "[redis][tls]") {
   TempDir certs;
-  if (!make_certificates(certs)) {
-    WARN("the openssl command-line tool is not available: rediss:// tests skipped");
-    return;
-  }
+  if (!have_certificates(certs)) return;
   RedisServer redis("", certs.path());
   const std::string bare = redis.url(false);
 
@@ -150,10 +151,7 @@ TEST_CASE("rediss store: the certificate is verified; one nobody trusts is exit 
 TEST_CASE("rediss store: the password goes inside TLS; a wrong one is exit 3 and never shown",
           "[redis][tls]") {
   TempDir certs;
-  if (!make_certificates(certs)) {
-    WARN("the openssl command-line tool is not available: rediss:// tests skipped");
-    return;
-  }
+  if (!have_certificates(certs)) return;
   RedisServer redis("tls-c0rrect-h0rse", certs.path());
   const std::string ca = "?ca_bundle=" + certs.path() + "/ca.pem";
   const std::string message =
@@ -172,10 +170,7 @@ TEST_CASE("rediss store: the password goes inside TLS; a wrong one is exit 3 and
 TEST_CASE("rediss store: a client certificate for a server that asks; without one, exit 3",
           "[redis][tls]") {
   TempDir certs;
-  if (!make_certificates(certs)) {
-    WARN("the openssl command-line tool is not available: rediss:// tests skipped");
-    return;
-  }
+  if (!have_certificates(certs)) return;
   RedisServer redis("", certs.path(), /*client_certificates=*/true);
   // Redis's TLS port asks for a client certificate by default. With TLS 1.3 the refusal comes
   // after the handshake: an alert ("certificate required"), and a reset that often overtakes it.
@@ -204,10 +199,7 @@ TEST_CASE("rediss store: a client certificate for a server that asks; without on
 TEST_CASE("rediss store: killed mid-run, back again, or not TLS at all: a warning, never a failure",
           "[redis][tls]") {
   TempDir certs;
-  if (!make_certificates(certs)) {
-    WARN("the openssl command-line tool is not available: rediss:// tests skipped");
-    return;
-  }
+  if (!have_certificates(certs)) return;
   RedisServer redis("", certs.path());
   Warnings warnings;
   auto store = state::open_store(redis.url(), env_of({}), warnings.sink());
@@ -241,10 +233,7 @@ TEST_CASE("rediss store: killed mid-run, back again, or not TLS at all: a warnin
 TEST_CASE("rediss: a circuit opened by three processes over TLS is skipped by a fourth",
           "[redis][tls]") {
   TempDir certs;
-  if (!make_certificates(certs)) {
-    WARN("the openssl command-line tool is not available: rediss:// tests skipped");
-    return;
-  }
+  if (!have_certificates(certs)) return;
   RedisServer redis("", certs.path());
   using resilience::parse_json;
   resilience::Env env(json::object(), resilience::dead_provider_toml());

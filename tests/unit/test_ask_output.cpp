@@ -129,3 +129,50 @@ TEST_CASE("--json carries every documented field", "[ask]") {
   CHECK(f["attempts"].size() == 1);
   CHECK_FALSE(f.contains("content"));
 }
+
+// A failed chain's error line names what every target tried before the last one failed with, so
+// a user sees that the primary was down without rerunning with -v.
+TEST_CASE("ask: the error line of a failed chain names what the earlier targets failed with",
+          "[ask]") {
+  using engine::ErrorClass;
+  const auto at = [](const char* provider, const char* model, std::optional<int> status,
+                     ErrorClass error) {
+    engine::AttemptRecord a;
+    a.provider = provider;
+    a.model = model;
+    a.status = status;
+    a.error = error;
+    return a;
+  };
+  struct Row {
+    std::vector<engine::AttemptRecord> attempts;
+    std::string expected;
+  };
+  const std::vector<Row> rows = {
+      {{}, "overloaded: an/claude: busy"},
+      {{at("an", "claude", 529, ErrorClass::overloaded)}, "overloaded: an/claude: busy"},
+      // Retries of the last target are not "before it".
+      {{at("an", "claude", 529, ErrorClass::overloaded),
+        at("an", "claude", 529, ErrorClass::overloaded)},
+       "overloaded: an/claude: busy"},
+      {{at("oa", "gpt", std::nullopt, ErrorClass::connection),
+        at("an", "claude", 529, ErrorClass::overloaded)},
+       "overloaded: an/claude: busy; before it: oa/gpt connection"},
+      // Each earlier target once, in the order tried, with its latest failure.
+      {{at("oa", "gpt", 503, ErrorClass::overloaded),
+        at("gm", "flash", 429, ErrorClass::rate_limited),
+        at("oa", "gpt", std::nullopt, ErrorClass::timeout),
+        at("an", "claude", 529, ErrorClass::overloaded)},
+       "overloaded: an/claude: busy; before it: oa/gpt timeout, gm/flash rate_limited (429)"},
+      {{at("oa", "gpt", std::nullopt, ErrorClass::skipped_open),
+        at("an", "claude", 529, ErrorClass::overloaded)},
+       "overloaded: an/claude: busy; before it: oa/gpt skipped_open"},
+  };
+  for (const auto& row : rows) {
+    engine::CallResult result;
+    result.error = ErrorClass::overloaded;
+    result.message = "an/claude: busy";
+    result.attempts = row.attempts;
+    CHECK(cli::failure_text(result) == row.expected);
+  }
+}
