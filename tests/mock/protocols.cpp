@@ -129,6 +129,9 @@ std::string parse_gemini(const json& body, ChatRequest& r, const GeminiTarget& t
     if (!c.is_object()) continue;
     std::string text = c.contains("parts") ? text_of(c["parts"]) : "";
     chars += count_chars(text);
+    // A role that is not a string is Gemini's 400 (below); a missing one means the user.
+    if (c.contains("role") && !c["role"].is_string())
+      return "Invalid value at 'contents[].role' (TYPE_STRING)";
     if (c.value("role", "user") == "user") r.prompt = text;
   }
   r.input_tokens = (chars + 3) / 4;
@@ -300,16 +303,22 @@ std::variant<ChatRequest, std::string> parse_chat(Protocol protocol, const std::
   ChatRequest r;
   r.protocol = protocol;
   std::string error;
-  switch (protocol) {
-    case Protocol::openai:
-      error = parse_openai(j, r);
-      break;
-    case Protocol::anthropic:
-      error = parse_anthropic(j, r);
-      break;
-    case Protocol::gemini:
-      error = parse_gemini(j, r, gemini);
-      break;
+  // A field of an unexpected type that a parser above does not check is a 400, as a provider's
+  // schema validation would give, never an exception out of the mock (tests/fuzz found two).
+  try {
+    switch (protocol) {
+      case Protocol::openai:
+        error = parse_openai(j, r);
+        break;
+      case Protocol::anthropic:
+        error = parse_anthropic(j, r);
+        break;
+      case Protocol::gemini:
+        error = parse_gemini(j, r, gemini);
+        break;
+    }
+  } catch (const json::exception& e) {
+    error = std::string("Invalid request body: ") + e.what();
   }
   if (!error.empty()) return error;
   r.params = params_of(j);
